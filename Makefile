@@ -1,0 +1,37 @@
+# The README's two commands: `make run` and `make test`. Everything they need is installed here.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint sipp venv clean
+
+venv: $(STAMP)
+
+# The lock pins every package with hashes, so every install is the same; the project itself
+# goes in editable, without dependencies, after it.
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+# SIPp is the real SIP peer of the integration tests (Debian package sip-tester).
+sipp:
+	@command -v sipp >/dev/null 2>&1 || { \
+	  echo "installing SIPp (apt-get install sip-tester)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester; }
+
+run: venv
+	$(BIN)/python -m services.launch
+
+test: venv sipp
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .sipcc .pytest_cache

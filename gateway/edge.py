@@ -1,0 +1,515 @@
+"""The SIP edge: asyncio transport around the sans-I/O core.
+
+Datagrams are parsed (gateway.sip.message), fed to the TransactionManager, and its outputs
+executed here: bytes to send, requests and responses for the proxy logic below, timers.
+The proxy logic keeps one Call per INVITE dialog, asks the routing policy for each new
+INVITE, relays responses, routes in-dialog requests (Record-Route puts us in the path),
+and ends every call exactly once — releasing its trunk slot and publishing its CDR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from gateway import proxy
+from gateway.calls import Call, disposition_for, wall_now
+from gateway.proxy import Local
+from gateway.routing import Outcome, Router
+from gateway.sip.headers import parse_name_addr, parse_uri, parse_via
+from gateway.sip.message import Request, Response, SipError, build_response, parse_message
+from gateway.sip.transactions import (
+    CancelReceived,
+    RequestReceived,
+    ResponseReceived,
+    StrayResponse,
+    TransactionManager,
+    TransactionTerminated,
+    TransactionTimeout,
+    Transmit,
+    response_address,
+)
+from services import logs, metrics
+from services.cdr import CdrEvent
+
+log = logs.get("edge")
+
+KNOWN_METHODS = frozenset(
+    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "UPDATE", "INFO",
+     "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"}
+)  # fmt: skip
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, INFO, REFER, NOTIFY"
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self.edge._udp = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
+        self.edge.on_datagram(data, addr[:2])
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable etc.: the transaction timers handle the peer being gone.
+        log.debug("udp_error", error=str(exc))
+
+
+class Edge:
+    def __init__(
+        self,
+        router: Router,
+        local: Local,
+        publish: Callable[[CdrEvent], Awaitable[None]],
+        *,
+        name: str = "edge",
+        max_call_seconds: float = 4 * 3600,
+        ring_timeout_seconds: float = 180,
+        slot_refresh_seconds: float = 30,
+    ) -> None:
+        self.router = router
+        self.local = local
+        self.name = name
+        self._publish = publish
+        self.max_call_seconds = max_call_seconds
+        self.ring_timeout_seconds = ring_timeout_seconds
+        self.slot_refresh_seconds = slot_refresh_seconds
+        self.tm = TransactionManager()
+        self.calls: dict[str, Call] = {}
+        self._by_server_tx: dict[str, Call] = {}
+        self._by_client_tx: dict[str, Call] = {}
+        # In-dialog requests forwarded statefully: client tx → the server tx to answer on.
+        self._relay: dict[str, str] = {}
+        self._udp: asyncio.DatagramTransport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._draining = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    async def start(self, host: str, port: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self._loop.create_datagram_endpoint(
+            lambda: _Datagrams(self), local_addr=(host, port), reuse_port=False
+        )
+        self._spawn(self._refresh_slots())
+        log.info("sip_listening", host=host, port=port, transport="udp")
+
+    async def stop(self, drain_seconds: float = 0) -> None:
+        """Refuse new calls (503), let running ones finish for up to drain_seconds."""
+        self._draining = True
+        deadline = asyncio.get_running_loop().time() + drain_seconds
+        while self.calls and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        for task in list(self._tasks):
+            task.cancel()
+        for call in list(self.calls.values()):
+            await self._finish(call, "truncated", None, "edge stopped")
+        if self._udp is not None:
+            self._udp.close()
+        if self._timer:
+            self._timer.cancel()
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("edge_task_failed", error=repr(task.exception()))
+
+    # ---- wire in ---------------------------------------------------------------------
+
+    def now(self) -> float:
+        assert self._loop is not None
+        return self._loop.time()
+
+    def on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
+        if data.strip(b"\r\n") == b"":
+            return  # RFC 5626 keep-alive (CRLF)
+        try:
+            msg = parse_message(data)
+        except SipError as exc:
+            metrics.sip_parse_errors_total.inc()
+            log.info("sip_parse_error", source=f"{addr[0]}:{addr[1]}", error=exc.reason)
+            return
+        if isinstance(msg, Request):
+            metrics.sip_requests_total.labels(method=msg.method if msg.method in KNOWN_METHODS else "other").inc()
+            self._stamp_via(msg, addr)
+        self._run(self.tm.receive(msg, addr, "UDP", self.now()))
+
+    @staticmethod
+    def _stamp_via(req: Request, addr: tuple[str, int]) -> None:
+        """§18.2.1 received, RFC 3581 rport: so responses find a PBX behind NAT."""
+        top = req.headers.get_all("Via")
+        if not top:
+            return
+        try:
+            via = parse_via(top[0])
+        except SipError:
+            return
+        changed = False
+        if via.host != addr[0]:
+            via.params["received"] = addr[0]
+            changed = True
+        if "rport" in via.params and not via.params["rport"]:
+            via.params["received"] = addr[0]
+            via.params["rport"] = str(addr[1])
+            changed = True
+        if changed:
+            req.headers.pop_first("Via")
+            req.headers.insert("Via", str(via))
+
+    # ---- transaction outputs ---------------------------------------------------------
+
+    def _run(self, outputs) -> None:
+        for out in outputs:
+            if isinstance(out, Transmit):
+                self._send(out.data, out.addr)
+            elif isinstance(out, RequestReceived):
+                self._on_request(out.tx, out.request, out.addr)
+            elif isinstance(out, ResponseReceived):
+                self._on_response(out.tx, out.response)
+            elif isinstance(out, CancelReceived):
+                self._on_cancel(out.tx, out.invite_tx, out.request)
+            elif isinstance(out, TransactionTimeout):
+                self._on_timeout(out.tx, out.kind)
+            elif isinstance(out, StrayResponse):
+                self._forward_stray(out.response)
+            elif isinstance(out, TransactionTerminated):
+                self._by_server_tx.pop(out.tx, None)
+                self._by_client_tx.pop(out.tx, None)
+                self._relay.pop(out.tx, None)
+        self._arm()
+
+    def _send(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self._udp is not None:
+            self._udp.sendto(data, addr)
+
+    def _arm(self) -> None:
+        deadline = self.tm.next_deadline()
+        if deadline is None:
+            if self._timer:
+                self._timer.cancel()
+                self._timer, self._timer_at = None, None
+            return
+        if self._timer_at is not None and self._timer_at <= deadline:
+            return
+        if self._timer:
+            self._timer.cancel()
+        assert self._loop is not None
+        self._timer_at = deadline
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, None
+        self._run(self.tm.tick(self.now()))
+
+    def _respond(self, tx: str, req: Request, status: int, reason: str | None = None,
+                 headers: list[tuple[str, str]] | None = None, to_tag: str | None = None) -> None:  # fmt: skip
+        resp = build_response(req, status, reason, to_tag=to_tag or _tag(req), headers=headers or [])
+        metrics.sip_responses_sent_total.labels(status=str(status)).inc()
+        self._run(self.tm.send_response(tx, resp, self.now()))
+
+    # ---- requests --------------------------------------------------------------------
+
+    def _on_request(self, tx: str | None, req: Request, addr: tuple[str, int]) -> None:
+        if tx is None:  # ACK for a 2xx: end to end, forwarded statelessly (§16.6, §17)
+            self._forward_ack(req)
+            return
+        if req.method not in KNOWN_METHODS:
+            self._respond(tx, req, 501, headers=[("Allow", ALLOW)])
+            return
+        problem = proxy.validate(req, self.local)
+        if problem is not None:
+            status, reason, extra = problem
+            self._respond(tx, req, status, reason, extra)
+            return
+        if req.to_tag:
+            self._forward_in_dialog(tx, req)
+        elif req.method == "INVITE":
+            self._new_call(tx, req, addr)
+        elif req.method == "OPTIONS":
+            # Keep-alive pings from PBXs and carriers are answered here (§11).
+            self._respond(tx, req, 200, headers=[("Allow", ALLOW), ("Accept", "application/sdp")])
+        elif req.method == "REGISTER":
+            # A trunking edge has no registrar: trunks are identified by IP (A8).
+            self._respond(tx, req, 405, headers=[("Allow", ALLOW)])
+        else:
+            self._respond(tx, req, 403, "Forbidden")
+
+    def _new_call(self, tx: str, req: Request, addr: tuple[str, int]) -> None:
+        call_id = req.call_id or ""
+        if self._draining:
+            self._respond(tx, req, 503, "Service Unavailable", [("Retry-After", "30")])
+            return
+        if call_id in self.calls:
+            # Same Call-ID, new transaction, no To tag: a fork looping back or a broken UA.
+            self._respond(tx, req, 482, "Loop Detected")
+            return
+        self._respond(tx, req, 100, "Trying")
+        call = Call(call_id=call_id, server_tx=tx, invite=req, source=addr,
+                    started_wall=wall_now(), started_mono=self.now())  # fmt: skip
+        call.caller_tag = req.from_tag
+        contact = req.headers.get("Contact")
+        if contact:
+            with contextlib.suppress(SipError):
+                call.caller_target = str(parse_name_addr(contact).uri)
+        self.calls[call_id] = call
+        self._by_server_tx[tx] = call
+        metrics.active_calls.inc()
+        self._spawn(self._route(call))
+
+    async def _route(self, call: Call) -> None:
+        t0 = self.now()
+        outcome = await self.router.route_invite(call.invite, call.source[0], call.call_id)
+        call.outcome = outcome
+        if call.ended:  # ended while we waited (edge stopping)
+            await self._release(call)
+            return
+        if not outcome.forward:
+            warn = f'399 {self.local.host} "{outcome.rule}: {outcome.reason}"'
+            reason = f'SIP;cause={outcome.status};text="{outcome.rule}: {outcome.reason}"'
+            headers = [("Reason", reason), ("Warning", warn)] if outcome.rule != "A8" else []
+            call.final_status = outcome.status
+            self._respond(call.server_tx, call.invite, outcome.status, None, headers)
+            await self._finish(call, "rejected", outcome.status, f"{outcome.rule}: {outcome.reason}")
+            return
+        if call.cancelled:
+            call.final_status = 487
+            self._respond(call.server_tx, call.invite, 487, "Request Terminated")
+            await self._finish(call, "cancelled", 487, "cancelled before forwarding")
+            return
+        req = call.invite
+        fwd = proxy.prepare_forward(
+            req, self.local, request_uri=outcome.request_uri, record_route=True,
+            branch=proxy.next_branch(req, req.branch),
+        )  # fmt: skip
+        fwd.headers.remove("Route")
+        call.forwarded = fwd
+        call.state = "proceeding"
+        assert outcome.addr is not None
+        ctx, outs = self.tm.send_request(fwd, outcome.addr, "UDP", self.now())
+        call.client_tx = ctx
+        self._by_client_tx[ctx] = call
+        metrics.invite_to_forward_seconds.observe(self.now() - t0)
+        self._run(outs)
+        assert self._loop is not None
+        call.timers.append(self._loop.call_later(self.ring_timeout_seconds, self._ring_timeout, call))
+
+    def _forward_in_dialog(self, tx: str, req: Request) -> None:
+        call = self.calls.get(req.call_id or "")
+        proxy.pop_own_route(req, self.local)
+        request_uri = None
+        if not req.headers.get_all("Route"):
+            try:
+                target = parse_uri(req.uri)
+            except SipError:
+                self._respond(tx, req, 400, "Bad Request-URI")
+                return
+            if self.local.is_me(target):
+                # A UA that ignored our Record-Route sent it to us: the dialog knows the peer.
+                peer = self._peer_target(call, req)
+                if peer is None:
+                    self._respond(tx, req, 481, "Call/Transaction Does Not Exist")
+                    return
+                request_uri = peer
+        try:
+            hop = proxy.next_hop(Request(req.method, request_uri or req.uri, req.headers))
+        except SipError:
+            self._respond(tx, req, 400, "Bad Route")
+            return
+        fwd = proxy.prepare_forward(req, self.local, request_uri=request_uri,
+                                    branch=proxy.next_branch(req, req.branch))  # fmt: skip
+        ctx, outs = self.tm.send_request(fwd, proxy.host_port(hop), "UDP", self.now())
+        self._relay[ctx] = tx
+        self._run(outs)
+        if req.method == "BYE" and call is not None and not call.ended:
+            call.ended_mono = self.now()
+            self._spawn(self._finish(call, "answered" if call.answered_mono else "cancelled",
+                                     call.final_status, "BYE"))  # fmt: skip
+
+    def _peer_target(self, call: Call | None, req: Request) -> str | None:
+        if call is None:
+            return None
+        from_caller = req.from_tag == call.caller_tag
+        return call.callee_target if from_caller else call.caller_target
+
+    def _forward_ack(self, req: Request) -> None:
+        call = self.calls.get(req.call_id or "")
+        proxy.pop_own_route(req, self.local)
+        request_uri = None
+        try:
+            if not req.headers.get_all("Route") and self.local.is_me(parse_uri(req.uri)):
+                request_uri = self._peer_target(call, req)
+                if request_uri is None:
+                    return  # an ACK for nothing we know: absorb it (§16.7 would drop too)
+            hop = proxy.next_hop(Request(req.method, request_uri or req.uri, req.headers))
+        except SipError:
+            return
+        fwd = proxy.prepare_forward(req, self.local, request_uri=request_uri,
+                                    branch=proxy.branch_for("ack", req.branch or "", req.call_id or ""))  # fmt: skip
+        self._send(fwd.to_bytes(), proxy.host_port(hop))
+
+    def _on_cancel(self, tx: str, invite_tx: str | None, req: Request) -> None:
+        call = self._by_server_tx.get(invite_tx) if invite_tx else None
+        if call is None:
+            self._respond(tx, req, 481, "Call/Transaction Does Not Exist")
+            return
+        self._respond(tx, req, 200, "OK")
+        call.cancelled = True
+        if call.client_tx and call.provisional:
+            self._send_cancel(call)
+        # Otherwise: routing still running (handled when it returns), or no provisional yet
+        # (§9.1: CANCEL only after a provisional; sent when the first 1xx arrives).
+
+    def _send_cancel(self, call: Call) -> None:
+        if call.cancel_sent or call.forwarded is None or call.outcome is None:
+            return
+        call.cancel_sent = True
+        inv = call.forwarded
+        h = inv.headers
+        headers = [("Via", h.get_all("Via")[0])]
+        headers += [("Route", r) for r in h.get_all("Route")]
+        headers += [("Max-Forwards", "70"), ("From", h.get("From") or ""), ("To", h.get("To") or ""),
+                    ("Call-ID", h.get("Call-ID") or ""), ("CSeq", f"{inv.cseq[0]} CANCEL")]  # fmt: skip
+        from gateway.sip.message import Headers
+
+        cancel = Request("CANCEL", inv.uri, Headers(headers))
+        assert call.outcome.addr is not None
+        _ctx, outs = self.tm.send_request(cancel, call.outcome.addr, "UDP", self.now())
+        self._run(outs)
+
+    # ---- responses -------------------------------------------------------------------
+
+    def _on_response(self, tx: str, resp: Response) -> None:
+        relay_to = self._relay.get(tx)
+        if relay_to is not None:
+            back = proxy.strip_own_via(resp)
+            if back is not None:
+                self._run(self.tm.send_response(relay_to, back, self.now()))
+            return
+        call = self._by_client_tx.get(tx)
+        if call is None:
+            return
+        cseq = resp.cseq
+        if cseq and cseq[1] == "CANCEL":
+            return  # the CANCEL's own 200: nothing to relay (§16.10)
+        back = proxy.strip_own_via(resp)
+        if back is None:
+            return
+        status = resp.status
+        if status < 200:
+            if status > 100:
+                call.provisional = True
+                if call.cancelled:
+                    self._send_cancel(call)
+                self._run(self.tm.send_response(call.server_tx, back, self.now()))
+            return
+        if status < 300:
+            if call.answered_mono is None:
+                call.answered_mono = self.now()
+                call.state = "answered"
+                call.final_status = status
+                contact = resp.headers.get("Contact")
+                if contact:
+                    with contextlib.suppress(SipError):
+                        call.callee_target = str(parse_name_addr(contact).uri)
+                for handle in call.timers:
+                    handle.cancel()
+                assert self._loop is not None
+                call.timers = [self._loop.call_later(self.max_call_seconds, self._expire, call)]
+            self._run(self.tm.send_response(call.server_tx, back, self.now()))
+            return
+        call.final_status = status
+        self._run(self.tm.send_response(call.server_tx, back, self.now()))
+        if call.answered_mono is None:
+            self._spawn(self._finish(call, disposition_for(status, call.cancelled), status, None))
+
+    def _forward_stray(self, resp: Response) -> None:
+        """§16.7 / §16.11: a response with no transaction (a late 2xx retransmission) goes
+        statelessly to the next Via."""
+        back = proxy.strip_own_via(resp)
+        if back is None or back.status < 200 or back.status >= 300:
+            return
+        try:
+            via = parse_via(back.headers.get_all("Via")[0])
+        except (SipError, IndexError):
+            return
+        self._send(back.to_bytes(), response_address(via, (via.host, via.port or 5060)))
+
+    def _on_timeout(self, tx: str, kind: str) -> None:
+        if kind != "client":
+            return
+        relay_to = self._relay.pop(tx, None)
+        if relay_to is not None:
+            return  # an in-dialog request timed out; the server tx's own timers end it
+        call = self._by_client_tx.get(tx)
+        if call is None or call.ended or call.answered_mono is not None:
+            return
+        call.final_status = 408
+        self._respond(call.server_tx, call.invite, 408, "Request Timeout")
+        self._spawn(self._finish(call, "no_answer", 408, "no response from the next hop"))
+
+    def _ring_timeout(self, call: Call) -> None:
+        """Timer C (§16.6 step 11): a branch that rings too long is cancelled."""
+        if call.answered_mono is None and not call.ended:
+            call.provisional = True
+            self._send_cancel(call)
+
+    def _expire(self, call: Call) -> None:
+        """A dialog whose BYE never came: end it so its slot is freed and it is billed."""
+        if not call.ended:
+            call.ended_mono = self.now()
+            self._spawn(self._finish(call, "timeout", call.final_status, "maximum call duration"))
+
+    # ---- the end of a call -----------------------------------------------------------
+
+    async def _finish(self, call: Call, disposition: str, status: int | None, reason: str | None) -> None:
+        if call.ended:
+            return
+        call.state = "ended"
+        if call.ended_mono is None:
+            call.ended_mono = self.now()
+        for handle in call.timers:
+            handle.cancel()
+        self.calls.pop(call.call_id, None)
+        metrics.active_calls.dec()
+        metrics.calls_total.labels(disposition=disposition).inc()
+        await self._release(call)
+        event = call.cdr(disposition, reason, self.name)
+        try:
+            await self._publish(event)
+        except Exception as exc:  # the call is over either way; the event must not vanish
+            log.error("cdr_publish_failed", error=repr(exc), cdr=event.to_json())
+
+    async def _release(self, call: Call) -> None:
+        o: Outcome | None = call.outcome
+        if o is not None and o.slot_held and o.trunk is not None:
+            o.slot_held = False
+            await self.router.slots.release(o.trunk.id, call.call_id)
+
+    async def _refresh_slots(self) -> None:
+        while True:
+            await asyncio.sleep(self.slot_refresh_seconds)
+            leases = [
+                (c.outcome.trunk.id, c.call_id)
+                for c in self.calls.values()
+                if c.outcome and c.outcome.slot_held and c.outcome.trunk
+            ]
+            try:
+                await self.router.slots.refresh(leases)
+            except Exception as exc:
+                log.warning("slot_refresh_failed", error=repr(exc))
+
+
+def _tag(req: Request) -> str:
+    """Our To tag for responses we originate: stable per request (retransmissions agree)."""
+    return proxy.branch_for("tag", req.call_id or "", req.from_tag or "", req.branch or "")[7:19]

@@ -1,0 +1,106 @@
+"""The edge's routing policy: who may call what, and where it goes (Kamailio's script, as code).
+
+Kept apart from the protocol core: the edge hands an INVITE and its source here and gets
+back an Outcome — forward to a target, or refuse with a status and a reason that cites the
+SPEC rule. Trunk identification (A8), ANI (A4), the rater's decision, and the trunk slot
+(A1) happen here in that order; 911 skips the slot (E7).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.ani import originating_ani
+from gateway.proxy import host_port
+from gateway.sip.headers import parse_name_addr, parse_uri
+from gateway.sip.message import Request, SipError
+from rater.admission import SlotStore
+from rater.decision import CallFacts, Decision, decide
+from services import metrics
+from services.inventory import Inventory, TrunkGroup
+
+
+@dataclass(slots=True)
+class Outcome:
+    decision: Decision | None
+    trunk: TrunkGroup | None
+    status: int = 0  # 0: forward; else the SIP status to answer with
+    reason: str = ""
+    rule: str | None = None
+    request_uri: str | None = None
+    addr: tuple[str, int] | None = None
+    slot_held: bool = False
+    emergency_level: str | None = None
+
+    @property
+    def forward(self) -> bool:
+        return self.status == 0
+
+
+def dialled_user(req: Request) -> str:
+    """The dialled number: the Request-URI user part, else the To user part."""
+    try:
+        uri = parse_uri(req.uri)
+        if uri.user:
+            return uri.user
+        to = req.headers.get("To")
+        if to:
+            return parse_name_addr(to).uri.user or ""
+    except SipError:
+        pass
+    return ""
+
+
+class Router:
+    def __init__(self, inventory: Callable[[], Inventory], slots: SlotStore) -> None:
+        self._inventory = inventory
+        self.slots = slots
+
+    async def route_invite(self, req: Request, source_ip: str, call_id: str) -> Outcome:
+        inv = self._inventory()
+        tg = inv.trunk_for_source(source_ip)
+        if tg is None:
+            # Rule A8: same answer whatever the number, so nothing is revealed.
+            metrics.admission_rejections_total.labels(cause="A8").inc()
+            return Outcome(None, None, 403, "Forbidden", "A8")
+        ani, source = originating_ani(req, tg.ani_precedence)
+        t0 = time.perf_counter()
+        decision = decide(
+            inv,
+            CallFacts(dnis=dialled_user(req), ani=ani, ani_source=source, trunk_group_id=tg.id),
+        )
+        out = Outcome(decision, tg)
+        if decision.action == "reject":
+            metrics.admission_rejections_total.labels(cause=decision.rule or "other").inc()
+            out.status, out.reason, out.rule = (
+                decision.sip_status or 403,
+                decision.reason or "refused",
+                decision.rule,
+            )
+            return out
+        carrier = inv.carriers.get(decision.carrier_id or "")
+        if carrier is None:
+            out.status, out.reason, out.rule = 503, "no route to a carrier", "R3"
+            return out
+        gw = parse_uri(carrier.gateway_uri)
+        host, port = host_port(gw)
+        port_part = f":{gw.port}" if gw.port else ""
+        out.request_uri = f"{gw.scheme}:{decision.dnis}@{gw.host}{port_part}"
+        out.addr = (host, port)
+        if decision.action == "emergency":
+            # Rule E7: no slot, no credit, no suspension check. The carrier's own 911
+            # handling is the route until the E911 router has coverage data.
+            out.emergency_level = "carrier"
+            metrics.decision_seconds.observe(time.perf_counter() - t0)
+            return out
+        if not await self.slots.acquire(tg.id, call_id, tg.trunks):
+            metrics.admission_rejections_total.labels(cause="A1").inc()
+            out.status, out.rule = 503, "A1"
+            out.reason = f"all {tg.trunks} trunks of {tg.id} are in use"
+            return out
+        out.slot_held = True
+        metrics.admissions_total.labels(direction="outbound").inc()
+        metrics.decision_seconds.observe(time.perf_counter() - t0)
+        return out

@@ -1,0 +1,123 @@
+"""Trunk slots (rule A1): one concurrent call per trunk, as leases in Redis.
+
+A trunk group's calls are a sorted set `{prefix}slots:{trunk_group}` of call ids scored by
+lease expiry (Redis server time, ms). Acquire, refresh and release are Lua scripts, so each
+is atomic across every edge sharing the Redis: acquire drops expired leases, then admits
+only under the limit; release removes the call's member and says whether it was there, so a
+slot is released exactly once however many times the edge tries. A crashed edge's leases
+are not refreshed and expire by themselves: counters never stay high, and being a set
+they can never go negative.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+_ACQUIRE = """
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ms)
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[3]), ARGV[1])
+  return 1
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ms + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
+return 1
+"""
+
+_REFRESH = """
+local now = redis.call('TIME')
+local ms = now[1] * 1000 + math.floor(now[2] / 1000)
+local n = 0
+for i = 1, #KEYS do
+  if redis.call('ZADD', KEYS[i], 'XX', 'CH', ms + tonumber(ARGV[1]), ARGV[i + 1]) == 1 then
+    n = n + 1
+  end
+  redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[1]) * 2)
+end
+return n
+"""
+
+
+class SlotStore(Protocol):
+    async def acquire(self, trunk_group: str, call_id: str, limit: int) -> bool: ...
+    async def release(self, trunk_group: str, call_id: str) -> bool: ...
+    async def refresh(self, leases: list[tuple[str, str]]) -> int: ...
+    async def in_use(self, trunk_group: str) -> int: ...
+
+
+class RedisSlots:
+    def __init__(self, client: aioredis.Redis, prefix: str, ttl_seconds: float) -> None:
+        self._r = client
+        self._prefix = prefix
+        self._ttl_ms = int(ttl_seconds * 1000)
+        self._acquire = client.register_script(_ACQUIRE)
+        self._refresh = client.register_script(_REFRESH)
+
+    def key(self, trunk_group: str) -> str:
+        return f"{self._prefix}slots:{trunk_group}"
+
+    async def acquire(self, trunk_group: str, call_id: str, limit: int) -> bool:
+        if limit <= 0:
+            return False
+        got = await self._acquire(keys=[self.key(trunk_group)], args=[call_id, limit, self._ttl_ms])
+        return got == 1
+
+    async def release(self, trunk_group: str, call_id: str) -> bool:
+        return await self._r.zrem(self.key(trunk_group), call_id) == 1
+
+    async def refresh(self, leases: list[tuple[str, str]]) -> int:
+        if not leases:
+            return 0
+        keys = [self.key(tg) for tg, _ in leases]
+        return await self._refresh(keys=keys, args=[self._ttl_ms, *[c for _, c in leases]])
+
+    async def in_use(self, trunk_group: str) -> int:
+        key = self.key(trunk_group)
+        now_ms = int(time.time() * 1000)
+        return await self._r.zcount(key, now_ms, "+inf")
+
+
+class LocalSlots:
+    """The same leases in this process's memory: only for a single-process node without Redis."""
+
+    def __init__(self, ttl_seconds: float, clock=time.monotonic) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._groups: dict[str, dict[str, float]] = {}
+
+    def _live(self, trunk_group: str) -> dict[str, float]:
+        now = self._clock()
+        group = self._groups.setdefault(trunk_group, {})
+        for call_id in [c for c, exp in group.items() if exp <= now]:
+            del group[call_id]
+        return group
+
+    async def acquire(self, trunk_group: str, call_id: str, limit: int) -> bool:
+        group = self._live(trunk_group)
+        if call_id not in group and len(group) >= limit:
+            return False
+        group[call_id] = self._clock() + self._ttl
+        return True
+
+    async def release(self, trunk_group: str, call_id: str) -> bool:
+        return self._groups.get(trunk_group, {}).pop(call_id, None) is not None
+
+    async def refresh(self, leases: list[tuple[str, str]]) -> int:
+        n = 0
+        for tg, call_id in leases:
+            group = self._groups.get(tg, {})
+            if call_id in group:
+                group[call_id] = self._clock() + self._ttl
+                n += 1
+        return n
+
+    async def in_use(self, trunk_group: str) -> int:
+        return len(self._live(trunk_group))

@@ -1,0 +1,103 @@
+"""Configuration: environment variables with the prefix SIPCC_, and an optional TOML file.
+
+Precedence, highest first: keyword arguments (tests), environment, the TOML file named by
+SIPCC_CONFIG_FILE (or ./sipcc.toml when present), the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def split_hostport(value: str, default_port: int) -> tuple[str, int]:
+    """'host:port', 'host' or '[v6]:port' → (host, port)."""
+    value = value.strip()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        return host, int(rest.lstrip(":") or default_port)
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return value, default_port
+    return host, int(port)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIPCC_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="Postgres DSN; unset → loopback Postgres, else embedded"
+    )
+    redis_url: str | None = Field(default=None, description="Redis URL; unset → loopback Redis")
+    redis_prefix: str = Field(default="sipcc:", description="prefix of every Redis key")
+    sip_listen: str = Field(default="127.0.0.1:5060", description="SIP host:port, UDP and TCP")
+    sip_advertise: str | None = Field(
+        default=None, description="host:port put in Via/Record-Route (default: sip_listen)"
+    )
+    http_listen: str = Field(default="127.0.0.1:8080", description="HTTP API host:port")
+    log_level: str = "info"
+    log_json: bool = True
+    # A dialog whose BYE never comes is ended after this many seconds (RFC 4028 refines it).
+    max_call_seconds: int = 4 * 3600
+    # Trunk-slot leases expire unless refreshed; a crashed edge's slots free themselves.
+    slot_ttl_seconds: int = 120
+    slot_refresh_seconds: int = 30
+    # Seconds an unanswered INVITE may ring before the edge CANCELs it (Timer C, §16.6).
+    ring_timeout_seconds: int = 180
+    cdr_stream: str = "cdr-events"
+    cdr_batch_max: int = 10_000
+    provision_file: str | None = Field(
+        default=None, description="YAML applied by `make run` at start"
+    )
+    data_dir: str = ".sipcc"
+    allow_in_process_admission: bool = Field(
+        default=False,
+        description="with no Redis, keep trunk slots in this process (single process only)",
+    )
+
+    @field_validator("sip_listen", "http_listen")
+    @classmethod
+    def _hostport(cls, v: str) -> str:
+        split_hostport(v, 0)
+        return v
+
+    @property
+    def sip_addr(self) -> tuple[str, int]:
+        return split_hostport(self.sip_listen, 5060)
+
+    @property
+    def sip_public(self) -> tuple[str, int]:
+        return split_hostport(self.sip_advertise or self.sip_listen, 5060)
+
+    @property
+    def http_addr(self) -> tuple[str, int]:
+        return split_hostport(self.http_listen, 8080)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("SIPCC_CONFIG_FILE") or (
+            "sipcc.toml" if Path("sipcc.toml").exists() else None
+        )
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+LOOPBACK_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/sipcc"
+LOOPBACK_REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -1,0 +1,190 @@
+"""A sipcc process: the roles it runs, wired to Postgres, Redis and each other.
+
+`sipcc serve` runs every role in one process; `sipcc gateway|rater|e911|cdr-writer|api`
+runs one. Every role serves /healthz, /readyz and /metrics on the HTTP listener, so each
+is probed and scraped the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+
+import asyncpg
+import redis.asyncio as aioredis
+import uvicorn
+
+from gateway.edge import Edge
+from gateway.proxy import Local
+from gateway.routing import Router
+from rater.admission import LocalSlots, RedisSlots, SlotStore
+from services import api, db, inventory, logs, redisconn
+from services.cdr import CdrEvent, CdrPublisher, CdrWriter
+from services.config import LOOPBACK_DATABASE_URL, LOOPBACK_REDIS_URL, Settings
+
+log = logs.get("node")
+ALL_ROLES = frozenset({"gateway", "rater", "e911", "cdr-writer", "api"})
+
+
+class DependencyError(RuntimeError):
+    pass
+
+
+class Node:
+    def __init__(self, settings: Settings, roles: frozenset[str] = ALL_ROLES) -> None:
+        self.settings = settings
+        self.roles = roles
+        self.inventory = inventory.Inventory()
+        self.pool: asyncpg.Pool | None = None
+        self.redis: aioredis.Redis | None = None
+        self.edge: Edge | None = None
+        self.writer: CdrWriter | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._listener: asyncpg.Connection | None = None
+        self._http: uvicorn.Server | None = None
+        self._stop = asyncio.Event()
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url or LOOPBACK_DATABASE_URL
+
+    async def start(self) -> None:
+        s = self.settings
+        try:
+            self.pool = await db.create_pool(self.database_url)
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise DependencyError(f"cannot reach Postgres at {self.database_url}: {exc}") from None
+        self.redis = await self._connect_redis()
+        await self.reload_inventory()
+        self._listener = await asyncpg.connect(self.database_url)
+        await self._listener.add_listener("sipcc_inventory", self._on_notify)
+        self._tasks.append(asyncio.create_task(self._resync_loop()))
+
+        if "gateway" in self.roles:
+            slots: SlotStore
+            if self.redis is not None:
+                slots = RedisSlots(self.redis, s.redis_prefix, s.slot_ttl_seconds)
+            else:
+                slots = LocalSlots(s.slot_ttl_seconds)
+            host, port = s.sip_public
+            self.edge = Edge(
+                Router(lambda: self.inventory, slots),
+                Local(host, port),
+                self._cdr_sink(),
+                name=f"{socket.gethostname()}:{port}",
+                max_call_seconds=s.max_call_seconds,
+                ring_timeout_seconds=s.ring_timeout_seconds,
+                slot_refresh_seconds=s.slot_refresh_seconds,
+            )
+            await self.edge.start(*s.sip_addr)
+        if "cdr-writer" in self.roles and self.redis is not None:
+            self.writer = CdrWriter(
+                self.pool, self.redis, s.redis_prefix + s.cdr_stream, batch_max=s.cdr_batch_max
+            )
+            await self.writer.ensure_group()
+            self._tasks.append(asyncio.create_task(self.writer.run()))
+        host, port = s.http_addr
+        config = uvicorn.Config(
+            api.create_app(self), host=host, port=port, log_config=None, access_log=False,
+            lifespan="off", loop="none",
+        )  # fmt: skip
+        self._http = uvicorn.Server(config)
+        self._http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._tasks.append(asyncio.create_task(self._http.serve()))
+        while not self._http.started:
+            await asyncio.sleep(0.01)
+            if self._tasks[-1].done():
+                self._tasks[-1].result()
+        log.info("node_started", roles=sorted(self.roles), http=s.http_listen, sip=s.sip_listen)
+
+    async def _connect_redis(self) -> aioredis.Redis | None:
+        url = self.settings.redis_url or LOOPBACK_REDIS_URL
+        client = redisconn.connect(url)
+        try:
+            await client.ping()
+            return client
+        except (OSError, aioredis.ConnectionError) as exc:
+            await client.aclose()
+            if self.settings.allow_in_process_admission:
+                log.warning(
+                    "redis_unavailable_in_process_admission",
+                    url=url,
+                    error=str(exc),
+                    note="trunk slots kept in this process: run only ONE process",
+                )
+                return None
+            raise DependencyError(f"cannot reach Redis at {url}: {exc}") from None
+
+    def _cdr_sink(self):
+        if self.redis is not None:
+            pub = CdrPublisher(self.redis, self.settings.redis_prefix + self.settings.cdr_stream)
+            return pub.publish
+        # No Redis (single-process dev node): write straight to Postgres, same idempotent path.
+        writer = CdrWriter(self.pool, None, "", batch_max=1)  # type: ignore[arg-type]
+
+        async def direct(event: CdrEvent) -> None:
+            await writer._store([event])
+
+        return direct
+
+    async def reload_inventory(self) -> None:
+        assert self.pool is not None
+        self.inventory = await inventory.load(self.pool)
+
+    def _on_notify(self, *_args) -> None:
+        asyncio.get_running_loop().create_task(self.reload_inventory())
+
+    async def _resync_loop(self) -> None:
+        # The safety net under LISTEN/NOTIFY: a missed notification heals within a minute.
+        while True:
+            await asyncio.sleep(60)
+            with contextlib.suppress(OSError, asyncpg.PostgresError):
+                await self.reload_inventory()
+
+    async def check_dependencies(self) -> dict[str, str]:
+        checks: dict[str, str] = {}
+        try:
+            assert self.pool is not None
+            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 2)
+            checks["postgres"] = "ok"
+        except Exception as exc:
+            checks["postgres"] = f"error: {exc!r}"
+        if self.redis is None:
+            checks["redis"] = "ok" if self.settings.allow_in_process_admission else "error: none"
+        else:
+            try:
+                await asyncio.wait_for(self.redis.ping(), 2)
+                checks["redis"] = "ok"
+            except Exception as exc:
+                checks["redis"] = f"error: {exc!r}"
+        return checks
+
+    async def stop(self, drain_seconds: float = 0) -> None:
+        if self.edge is not None:
+            await self.edge.stop(drain_seconds)
+        if self.writer is not None:
+            self.writer.stop()
+        if self._http is not None:
+            self._http.should_exit = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._listener is not None:
+            await self._listener.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def run_until_signalled(self, drain_seconds: float = 30) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        await self.start()
+        await self._stop.wait()
+        log.info("node_stopping", drain_seconds=drain_seconds)
+        await self.stop(drain_seconds)

@@ -1,0 +1,343 @@
+"""`sipcc provision apply FILE.yaml`: idempotent upsert of the provisioning store.
+
+The whole file is validated first (shape, then references against the file and the
+database), and only then written, in one transaction: bad input leaves the database as it
+was, and the error names the entry and the field. Rows are only touched when a value
+differs, so applying the same file twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+import asyncpg
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from rater.numbers import normalize
+from services.inventory import ANI_SOURCES
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
+Rate = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=5)]
+
+
+class ProvisionError(ValueError):
+    """Bad provisioning input; the message names the entry and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CarrierIn(_Strict):
+    id: Slug
+    name: str
+    gateway: Annotated[str, StringConstraints(pattern=r"^sips?:")]
+
+
+class RatePlanIn(_Strict):
+    id: Slug
+    name: str
+    currency: Literal["USD"] = "USD"
+    interstate_per_minute: Rate
+    intrastate_per_minute: Rate
+    local_per_minute: Rate
+    alaska_per_minute: Rate = Decimal("0.30")  # rule R7
+
+
+class AddressIn(_Strict):
+    street: str = Field(min_length=3)
+    unit: str | None = None
+    city: str = Field(min_length=2)
+    state: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+    zip: Annotated[str, StringConstraints(pattern=r"^[0-9]{5}(-[0-9]{4})?$")]
+
+
+class TrunkGroupIn(_Strict):
+    id: Slug
+    trunks: int = Field(ge=0, le=100_000)
+    source_ips: list[str] = Field(min_length=1)
+    carrier: Slug
+    ani_precedence: list[Literal["pai", "rpid", "from"]] = list(ANI_SOURCES)
+
+    @field_validator("source_ips")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        out = []
+        for item in v:
+            try:
+                out.append(str(ipaddress.ip_network(item, strict=True)))
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network: {exc}") from None
+        return out
+
+    @field_validator("ani_precedence")
+    @classmethod
+    def _precedence(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v) or "from" not in v:
+            raise ValueError("must list each of pai, rpid, from at most once and include from")
+        return v
+
+
+def _tn(value: str) -> str:
+    e164 = normalize(str(value))
+    if e164 is None:
+        raise ValueError(f"{value!r} is not a valid telephone number")
+    return e164
+
+
+class NumbersIn(_Strict):
+    """One TN (`tn`) or an inclusive range (`range: [first, last]`), same last-4 block."""
+
+    tn: str | None = None
+    range: tuple[str, str] | None = None
+    trunk_group: Slug | None = None
+    origin: Literal["assigned", "ported_in"] = "assigned"
+    registered_address: AddressIn | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> NumbersIn:
+        if (self.tn is None) == (self.range is None):
+            raise ValueError("give exactly one of 'tn' or 'range'")
+        return self
+
+    def expand(self) -> list[str]:
+        if self.tn is not None:
+            return [_tn(self.tn)]
+        assert self.range is not None
+        first, last = _tn(self.range[0]), _tn(self.range[1])
+        if first[:-4] != last[:-4] or first > last:
+            raise ValueError(f"range {first}..{last} must run upwards within one NPA-NXX")
+        return [first[:-4] + f"{n:04d}" for n in range(int(first[-4:]), int(last[-4:]) + 1)]
+
+
+class CustomerIn(_Strict):
+    id: Slug
+    name: str
+    status: Literal["active", "suspended", "cancelled"] = "active"
+    rate_plan: Slug
+    credit_limit: Rate | None = None
+    trunk_groups: list[TrunkGroupIn] = []
+    numbers: list[NumbersIn] = []
+
+
+class ProvisionFile(_Strict):
+    carriers: list[CarrierIn] = []
+    rate_plans: list[RatePlanIn] = []
+    customers: list[CustomerIn] = []
+
+
+def _where(doc: dict, loc: tuple) -> str:
+    """'customers[0] (id=acme).trunk_groups[1].trunks' from a pydantic error location."""
+    parts: list[str] = []
+    node = doc
+    for item in loc:
+        if isinstance(item, int):
+            parts[-1] += f"[{item}]"
+            try:
+                node = node[item]
+                if isinstance(node, dict) and "id" in node:
+                    parts[-1] += f" (id={node['id']})"
+            except (IndexError, KeyError, TypeError):
+                node = None
+        else:
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts) or "(file)"
+
+
+def parse(text: str, source: str = "<input>") -> ProvisionFile:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ProvisionError(f"{source}: not valid YAML{where}: {exc}") from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ProvisionError(f"{source}: the top level must be a mapping of sections")
+    try:
+        return ProvisionFile.model_validate(doc)
+    except ValidationError as exc:
+        lines = [f"{source}: {_where(doc, e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ProvisionError("\n".join(lines)) from None
+
+
+def load_file(path: str | Path) -> ProvisionFile:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProvisionError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse(text, str(path))
+
+
+async def _check_references(conn: asyncpg.Connection, spec: ProvisionFile) -> list[tuple]:
+    """Cross-entry checks; returns the expanded number rows (tn, customer, tg, origin, addr)."""
+    carriers = {c.id for c in spec.carriers} | {
+        r["id"] for r in await conn.fetch("SELECT id FROM carriers")
+    }
+    plans = {p.id for p in spec.rate_plans} | {
+        r["id"] for r in await conn.fetch("SELECT id FROM rate_plans")
+    }
+    owners = {r["tn"]: r["customer_id"] for r in await conn.fetch("SELECT tn, customer_id FROM numbers")}
+    tg_owner = {
+        r["id"]: r["customer_id"] for r in await conn.fetch("SELECT id, customer_id FROM trunk_groups")
+    }
+    errors: list[str] = []
+    rows: list[tuple] = []
+    seen_tns: dict[str, str] = {}
+    seen_tgs: dict[str, str] = {}
+    for ci, cust in enumerate(spec.customers):
+        at = f"customers[{ci}] (id={cust.id})"
+        if cust.rate_plan not in plans:
+            errors.append(f"{at}.rate_plan: no rate plan {cust.rate_plan!r}")
+        own_tgs = {tg.id for tg in cust.trunk_groups}
+        for ti, tg in enumerate(cust.trunk_groups):
+            tat = f"{at}.trunk_groups[{ti}] (id={tg.id})"
+            if tg.carrier not in carriers:
+                errors.append(f"{tat}.carrier: no carrier {tg.carrier!r}")
+            other = seen_tgs.get(tg.id) or tg_owner.get(tg.id)
+            if other is not None and other != cust.id:
+                errors.append(f"{tat}.id: trunk group {tg.id!r} belongs to customer {other!r}")
+            seen_tgs[tg.id] = cust.id
+        for ni, block in enumerate(cust.numbers):
+            nat = f"{at}.numbers[{ni}]"
+            try:
+                tns = block.expand()
+            except ValueError as exc:
+                errors.append(f"{nat}.{'tn' if block.tn else 'range'}: {exc}")
+                continue
+            if block.trunk_group and block.trunk_group not in own_tgs and tg_owner.get(
+                block.trunk_group
+            ) != cust.id:
+                errors.append(
+                    f"{nat}.trunk_group: {block.trunk_group!r} is not a trunk group of {cust.id!r}"
+                )
+            for tn in tns:
+                other = seen_tns.get(tn) or owners.get(tn)
+                if other is not None and other != cust.id:
+                    errors.append(f"{nat}: {tn} belongs to customer {other!r}")
+                seen_tns[tn] = cust.id
+                rows.append((tn, cust.id, block.trunk_group, block.origin, block.registered_address))
+    if errors:
+        raise ProvisionError("\n".join(errors))
+    return rows
+
+
+# Each upsert touches a row only when a value differs, so a second apply changes nothing.
+_UPSERT_CARRIER = """
+INSERT INTO carriers (id, name, gateway_uri) VALUES ($1, $2, $3)
+ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, gateway_uri = EXCLUDED.gateway_uri,
+    updated_at = now()
+WHERE (carriers.name, carriers.gateway_uri) IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.gateway_uri)
+"""
+_UPSERT_PLAN = """
+INSERT INTO rate_plans (id, name, currency, interstate_per_minute, intrastate_per_minute,
+                        local_per_minute, alaska_per_minute)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, currency = EXCLUDED.currency,
+    interstate_per_minute = EXCLUDED.interstate_per_minute,
+    intrastate_per_minute = EXCLUDED.intrastate_per_minute,
+    local_per_minute = EXCLUDED.local_per_minute, alaska_per_minute = EXCLUDED.alaska_per_minute,
+    updated_at = now()
+WHERE (rate_plans.name, rate_plans.currency, rate_plans.interstate_per_minute,
+       rate_plans.intrastate_per_minute, rate_plans.local_per_minute, rate_plans.alaska_per_minute)
+   IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.currency, EXCLUDED.interstate_per_minute,
+       EXCLUDED.intrastate_per_minute, EXCLUDED.local_per_minute, EXCLUDED.alaska_per_minute)
+"""
+_UPSERT_CUSTOMER = """
+INSERT INTO customers (id, name, status, rate_plan_id, credit_limit) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, status = EXCLUDED.status,
+    rate_plan_id = EXCLUDED.rate_plan_id, credit_limit = EXCLUDED.credit_limit, updated_at = now()
+WHERE (customers.name, customers.status, customers.rate_plan_id, customers.credit_limit)
+   IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.status, EXCLUDED.rate_plan_id, EXCLUDED.credit_limit)
+"""
+_UPSERT_TG = """
+INSERT INTO trunk_groups (id, customer_id, trunks, source_ips, ani_precedence, carrier_id)
+VALUES ($1, $2, $3, $4::cidr[], $5, $6)
+ON CONFLICT (id) DO UPDATE SET trunks = EXCLUDED.trunks, source_ips = EXCLUDED.source_ips,
+    ani_precedence = EXCLUDED.ani_precedence, carrier_id = EXCLUDED.carrier_id, updated_at = now()
+WHERE (trunk_groups.trunks, trunk_groups.source_ips, trunk_groups.ani_precedence,
+       trunk_groups.carrier_id)
+   IS DISTINCT FROM (EXCLUDED.trunks, EXCLUDED.source_ips, EXCLUDED.ani_precedence,
+       EXCLUDED.carrier_id)
+"""
+_UPSERT_NUMBER = """
+INSERT INTO numbers (tn, customer_id, trunk_group_id, origin) VALUES ($1, $2, $3, $4)
+ON CONFLICT (tn) DO UPDATE SET customer_id = EXCLUDED.customer_id,
+    trunk_group_id = EXCLUDED.trunk_group_id, origin = EXCLUDED.origin, updated_at = now()
+WHERE (numbers.customer_id, numbers.trunk_group_id, numbers.origin)
+   IS DISTINCT FROM (EXCLUDED.customer_id, EXCLUDED.trunk_group_id, EXCLUDED.origin)
+"""
+_UPSERT_ADDRESS = """
+INSERT INTO registered_addresses (tn, street, unit, city, state, zip) VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (tn) DO UPDATE SET street = EXCLUDED.street, unit = EXCLUDED.unit,
+    city = EXCLUDED.city, state = EXCLUDED.state, zip = EXCLUDED.zip, updated_at = now()
+WHERE (registered_addresses.street, registered_addresses.unit, registered_addresses.city,
+       registered_addresses.state, registered_addresses.zip)
+   IS DISTINCT FROM (EXCLUDED.street, EXCLUDED.unit, EXCLUDED.city, EXCLUDED.state, EXCLUDED.zip)
+"""
+
+
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def apply(conn: asyncpg.Connection, spec: ProvisionFile) -> dict[str, int]:
+    """Write `spec` in one transaction; returns rows changed per table (all 0 when up to date)."""
+    changed = dict.fromkeys(
+        ("carriers", "rate_plans", "customers", "trunk_groups", "numbers", "registered_addresses"),
+        0,
+    )
+    async with conn.transaction():
+        # Serialise concurrent applies so reference checks see a stable database.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sipcc.provision'))")
+        number_rows = await _check_references(conn, spec)
+        for c in spec.carriers:
+            changed["carriers"] += _count(await conn.execute(_UPSERT_CARRIER, c.id, c.name, c.gateway))
+        for p in spec.rate_plans:
+            changed["rate_plans"] += _count(
+                await conn.execute(
+                    _UPSERT_PLAN, p.id, p.name, p.currency, p.interstate_per_minute,
+                    p.intrastate_per_minute, p.local_per_minute, p.alaska_per_minute,
+                )
+            )  # fmt: skip
+        for cust in spec.customers:
+            changed["customers"] += _count(
+                await conn.execute(
+                    _UPSERT_CUSTOMER, cust.id, cust.name, cust.status, cust.rate_plan,
+                    cust.credit_limit,
+                )
+            )  # fmt: skip
+            for tg in cust.trunk_groups:
+                changed["trunk_groups"] += _count(
+                    await conn.execute(
+                        _UPSERT_TG, tg.id, cust.id, tg.trunks, tg.source_ips,
+                        tg.ani_precedence, tg.carrier,
+                    )
+                )  # fmt: skip
+        for tn, customer_id, tg_id, origin, addr in number_rows:
+            changed["numbers"] += _count(await conn.execute(_UPSERT_NUMBER, tn, customer_id, tg_id, origin))
+            if addr is not None:
+                changed["registered_addresses"] += _count(
+                    await conn.execute(
+                        _UPSERT_ADDRESS, tn, addr.street, addr.unit, addr.city, addr.state, addr.zip
+                    )
+                )
+        if any(changed.values()):
+            # Running edges and raters reload their view on this signal.
+            await conn.execute("NOTIFY sipcc_inventory")
+    return changed

@@ -1,0 +1,80 @@
+"""Run a real `sipcc serve` process for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class NodeProcess:
+    def __init__(self, database_url: str, redis_prefix: str, log_path: Path, **env: str) -> None:
+        self.sip_port = free_port(kind=socket.SOCK_DGRAM)
+        self.http_port = free_port()
+        self.log_path = log_path
+        self.env = {
+            **os.environ,
+            "SIPCC_DATABASE_URL": database_url,
+            "SIPCC_REDIS_URL": os.environ.get("SIPCC_TEST_REDIS", "redis://127.0.0.1:6379/0"),
+            "SIPCC_REDIS_PREFIX": redis_prefix,
+            "SIPCC_SIP_LISTEN": f"127.0.0.1:{self.sip_port}",
+            "SIPCC_HTTP_LISTEN": f"127.0.0.1:{self.http_port}",
+            **env,
+        }
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, timeout: float = 20) -> NodeProcess:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "serve"],
+            cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sipcc serve exited {self.proc.returncode}: {self.log()}")
+            try:
+                if httpx.get(self.http + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"sipcc serve not ready in {timeout}s: {self.log()}")
+
+    def metrics(self) -> str:
+        return httpx.get(self.http + "/metrics", timeout=5).text
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self, timeout: float = 15) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
