@@ -141,31 +141,9 @@ class Edge:
             log.info("sip_parse_error", source=f"{addr[0]}:{addr[1]}", error=exc.reason)
             return
         if isinstance(msg, Request):
-            metrics.sip_requests_total.labels(method=msg.method if msg.method in KNOWN_METHODS else "other").inc()
-            self._stamp_via(msg, addr)
+            method = msg.method if msg.method in KNOWN_METHODS else "other"
+            metrics.sip_requests_total.labels(method=method).inc()
         self._run(self.tm.receive(msg, addr, "UDP", self.now()))
-
-    @staticmethod
-    def _stamp_via(req: Request, addr: tuple[str, int]) -> None:
-        """§18.2.1 received, RFC 3581 rport: so responses find a PBX behind NAT."""
-        top = req.headers.get_all("Via")
-        if not top:
-            return
-        try:
-            via = parse_via(top[0])
-        except SipError:
-            return
-        changed = False
-        if via.host != addr[0]:
-            via.params["received"] = addr[0]
-            changed = True
-        if "rport" in via.params and not via.params["rport"]:
-            via.params["received"] = addr[0]
-            via.params["rport"] = str(addr[1])
-            changed = True
-        if changed:
-            req.headers.pop_first("Via")
-            req.headers.insert("Via", str(via))
 
     # ---- transaction outputs ---------------------------------------------------------
 
@@ -494,6 +472,7 @@ class Edge:
         o: Outcome | None = call.outcome
         if o is not None and o.slot_held and o.trunk is not None:
             o.slot_held = False
+            metrics.slots_in_use.dec()
             await self.router.slots.release(o.trunk.id, call.call_id)
 
     async def _refresh_slots(self) -> None:

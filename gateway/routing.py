@@ -101,6 +101,7 @@ class Router:
             out.reason = f"all {tg.trunks} trunks of {tg.id} are in use"
             return out
         out.slot_held = True
+        metrics.slots_in_use.inc()
         metrics.admissions_total.labels(direction="outbound").inc()
         metrics.decision_seconds.observe(time.perf_counter() - t0)
         return out

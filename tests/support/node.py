@@ -42,7 +42,7 @@ class NodeProcess:
         return f"http://127.0.0.1:{self.http_port}"
 
     def start(self, timeout: float = 20) -> NodeProcess:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "ab")  # closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "serve"],
             cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,

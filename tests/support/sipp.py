@@ -27,7 +27,7 @@ def write_injection(path: Path, rows: list[tuple[str, ...]]) -> Path:
 @dataclass
 class SippResult:
     returncode: int
-    counts: dict[str, int]  # e.g. {"503_recv": 3, "200_recv": 2, ...} from -trace_counts
+    counts: dict[str, int]  # e.g. {"4_503_recv": 3, "5_200_recv": 2} from -trace_counts
     output: str
 
 
@@ -95,9 +95,7 @@ def _counts(workdir: Path, scenario: str) -> dict[str, int]:
     header, last = rows[0], rows[-1]
     out: dict[str, int] = {}
     for name, value in zip(header, last, strict=False):
-        # Columns look like '5_503_Recv' (message index, code/method, what).
-        parts = name.split("_")
-        if len(parts) >= 3 and parts[0].isdigit() and value.strip().isdigit():
-            key = f"{parts[1]}_{parts[2].lower()}"
-            out[key] = out.get(key, 0) + int(value)
+        # Columns look like '4_503_Recv': scenario message index, code or method, what.
+        if name[:1].isdigit() and value.strip().isdigit():
+            out[name.lower()] = int(value)
     return out
