@@ -40,6 +40,8 @@ class Call:
     source: tuple[str, int]
     started_wall: datetime
     started_mono: float
+    transport: str = "UDP"  # the caller's side
+    out_transport: str = "UDP"  # towards the next hop
     state: str = "routing"  # routing | proceeding | answered | ended
     outcome: Outcome | None = None
     client_tx: str | None = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Awaitable, Callable
 
 from gateway import proxy
@@ -18,7 +19,7 @@ from gateway.calls import Call, disposition_for, wall_now
 from gateway.proxy import Local
 from gateway.routing import Outcome, Router
 from gateway.sip.headers import parse_name_addr, parse_uri, parse_via
-from gateway.sip.message import Request, Response, SipError, build_response, parse_message
+from gateway.sip.message import Headers, Request, Response, SipError, build_response
 from gateway.sip.transactions import (
     CancelReceived,
     RequestReceived,
@@ -30,6 +31,7 @@ from gateway.sip.transactions import (
     Transmit,
     response_address,
 )
+from gateway.transports import Transports
 from services import logs, metrics
 from services.cdr import CdrEvent
 
@@ -40,21 +42,6 @@ KNOWN_METHODS = frozenset(
      "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"}
 )  # fmt: skip
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, INFO, REFER, NOTIFY"
-
-
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, edge: Edge) -> None:
-        self.edge = edge
-
-    def connection_made(self, transport) -> None:  # type: ignore[override]
-        self.edge._udp = transport
-
-    def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
-        self.edge.on_datagram(data, addr[:2])
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable etc.: the transaction timers handle the peer being gone.
-        log.debug("udp_error", error=str(exc))
 
 
 class Edge:
@@ -82,7 +69,7 @@ class Edge:
         self._by_client_tx: dict[str, Call] = {}
         # In-dialog requests forwarded statefully: client tx → the server tx to answer on.
         self._relay: dict[str, str] = {}
-        self._udp: asyncio.DatagramTransport | None = None
+        self.transports: Transports | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -91,13 +78,18 @@ class Edge:
 
     # ---- lifecycle -------------------------------------------------------------------
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, *, tcp: bool = True,
+                    tls: ssl.SSLContext | None = None, tls_port: int | None = None,
+                    client_tls: ssl.SSLContext | None = None, reuse_port: bool = False) -> None:  # fmt: skip
         self._loop = asyncio.get_running_loop()
-        await self._loop.create_datagram_endpoint(
-            lambda: _Datagrams(self), local_addr=(host, port), reuse_port=False
-        )
+        self.transports = Transports(self.on_message, self.on_rejected, client_tls=client_tls)
+        await self.transports.listen_udp(host, port, reuse_port=reuse_port)
+        if tcp:
+            await self.transports.listen_stream(host, port, "TCP", reuse_port=reuse_port)
+        if tls is not None and tls_port:
+            await self.transports.listen_stream(host, tls_port, "TLS", tls=tls, reuse_port=reuse_port)
         self._spawn(self._refresh_slots())
-        log.info("sip_listening", host=host, port=port, transport="udp")
+        log.info("sip_listening", host=host, port=port, tcp=tcp, tls_port=tls_port if tls else None)
 
     async def stop(self, drain_seconds: float = 0) -> None:
         """Refuse new calls (503), let running ones finish for up to drain_seconds."""
@@ -109,8 +101,8 @@ class Edge:
             task.cancel()
         for call in list(self.calls.values()):
             await self._finish(call, "truncated", None, "edge stopped")
-        if self._udp is not None:
-            self._udp.close()
+        if self.transports is not None:
+            self.transports.close()
         if self._timer:
             self._timer.cancel()
 
@@ -131,28 +123,24 @@ class Edge:
         assert self._loop is not None
         return self._loop.time()
 
-    def on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
-        if data.strip(b"\r\n") == b"":
-            return  # RFC 5626 keep-alive (CRLF)
-        try:
-            msg = parse_message(data)
-        except SipError as exc:
-            metrics.sip_parse_errors_total.inc()
-            log.info("sip_parse_error", source=f"{addr[0]}:{addr[1]}", error=exc.reason)
-            return
+    def on_message(self, msg: Request | Response, addr: tuple[str, int], transport: str) -> None:
         if isinstance(msg, Request):
             method = msg.method if msg.method in KNOWN_METHODS else "other"
             metrics.sip_requests_total.labels(method=method).inc()
-        self._run(self.tm.receive(msg, addr, "UDP", self.now()))
+        self._run(self.tm.receive(msg, addr, transport, self.now()))
+
+    def on_rejected(self, data: bytes, addr: tuple[str, int], transport: str, exc: SipError) -> None:
+        log.info("sip_parse_error", source=f"{addr[0]}:{addr[1]}", transport=transport,
+                 error=exc.reason)  # fmt: skip
 
     # ---- transaction outputs ---------------------------------------------------------
 
     def _run(self, outputs) -> None:
         for out in outputs:
             if isinstance(out, Transmit):
-                self._send(out.data, out.addr)
+                self._send(out.data, out.addr, out.transport)
             elif isinstance(out, RequestReceived):
-                self._on_request(out.tx, out.request, out.addr)
+                self._on_request(out.tx, out.request, out.addr, out.transport)
             elif isinstance(out, ResponseReceived):
                 self._on_response(out.tx, out.response)
             elif isinstance(out, CancelReceived):
@@ -167,9 +155,9 @@ class Edge:
                 self._relay.pop(out.tx, None)
         self._arm()
 
-    def _send(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self._udp is not None:
-            self._udp.sendto(data, addr)
+    def _send(self, data: bytes, addr: tuple[str, int], transport: str = "UDP") -> None:
+        if self.transports is not None:
+            self.transports.send(data, addr, transport)
 
     def _arm(self) -> None:
         deadline = self.tm.next_deadline()
@@ -198,7 +186,7 @@ class Edge:
 
     # ---- requests --------------------------------------------------------------------
 
-    def _on_request(self, tx: str | None, req: Request, addr: tuple[str, int]) -> None:
+    def _on_request(self, tx: str | None, req: Request, addr: tuple[str, int], transport: str) -> None:
         if tx is None:  # ACK for a 2xx: end to end, forwarded statelessly (§16.6, §17)
             self._forward_ack(req)
             return
@@ -213,7 +201,7 @@ class Edge:
         if req.to_tag:
             self._forward_in_dialog(tx, req)
         elif req.method == "INVITE":
-            self._new_call(tx, req, addr)
+            self._new_call(tx, req, addr, transport)
         elif req.method == "OPTIONS":
             # Keep-alive pings from PBXs and carriers are answered here (§11).
             self._respond(tx, req, 200, headers=[("Allow", ALLOW), ("Accept", "application/sdp")])
@@ -223,7 +211,7 @@ class Edge:
         else:
             self._respond(tx, req, 403, "Forbidden")
 
-    def _new_call(self, tx: str, req: Request, addr: tuple[str, int]) -> None:
+    def _new_call(self, tx: str, req: Request, addr: tuple[str, int], transport: str) -> None:
         call_id = req.call_id or ""
         if self._draining:
             self._respond(tx, req, 503, "Service Unavailable", [("Retry-After", "30")])
@@ -233,7 +221,7 @@ class Edge:
             self._respond(tx, req, 482, "Loop Detected")
             return
         self._respond(tx, req, 100, "Trying")
-        call = Call(call_id=call_id, server_tx=tx, invite=req, source=addr,
+        call = Call(call_id=call_id, server_tx=tx, invite=req, source=addr, transport=transport,
                     started_wall=wall_now(), started_mono=self.now())  # fmt: skip
         call.caller_tag = req.from_tag
         contact = req.headers.get("Contact")
@@ -247,7 +235,14 @@ class Edge:
 
     async def _route(self, call: Call) -> None:
         t0 = self.now()
-        outcome = await self.router.route_invite(call.invite, call.source[0], call.call_id)
+        try:
+            outcome = await self.router.route_invite(call.invite, call.source[0], call.call_id)
+        except Exception as exc:
+            # Admission store unreachable: fail closed for ordinary calls (911 takes no slot
+            # and never gets here with an error).
+            log.error("routing_failed", call_id=call.call_id, error=repr(exc))
+            metrics.admission_rejections_total.labels(cause="unavailable").inc()
+            outcome = Outcome(None, None, 503, "admission unavailable", "A1")
         call.outcome = outcome
         if call.ended:  # ended while we waited (edge stopping)
             await self._release(call)
@@ -266,15 +261,18 @@ class Edge:
             await self._finish(call, "cancelled", 487, "cancelled before forwarding")
             return
         req = call.invite
+        assert outcome.addr is not None and outcome.request_uri is not None
+        out_transport = proxy.transport_for(parse_uri(outcome.request_uri), len(req.body) + 800)
         fwd = proxy.prepare_forward(
-            req, self.local, request_uri=outcome.request_uri, record_route=True,
+            req, self.local, request_uri=outcome.request_uri, transport=out_transport,
+            record_route=proxy.record_routes(self.local, call.transport, out_transport),
             branch=proxy.next_branch(req, req.branch),
         )  # fmt: skip
         fwd.headers.remove("Route")
         call.forwarded = fwd
+        call.out_transport = out_transport
         call.state = "proceeding"
-        assert outcome.addr is not None
-        ctx, outs = self.tm.send_request(fwd, outcome.addr, "UDP", self.now())
+        ctx, outs = self.tm.send_request(fwd, outcome.addr, out_transport, self.now())
         call.client_tx = ctx
         self._by_client_tx[ctx] = call
         metrics.invite_to_forward_seconds.observe(self.now() - t0)
@@ -304,9 +302,10 @@ class Edge:
         except SipError:
             self._respond(tx, req, 400, "Bad Route")
             return
-        fwd = proxy.prepare_forward(req, self.local, request_uri=request_uri,
+        out_transport = proxy.transport_for(hop, len(req.body) + 800)
+        fwd = proxy.prepare_forward(req, self.local, request_uri=request_uri, transport=out_transport,
                                     branch=proxy.next_branch(req, req.branch))  # fmt: skip
-        ctx, outs = self.tm.send_request(fwd, proxy.host_port(hop), "UDP", self.now())
+        ctx, outs = self.tm.send_request(fwd, proxy.host_port(hop), out_transport, self.now())
         self._relay[ctx] = tx
         self._run(outs)
         if req.method == "BYE" and call is not None and not call.ended:
@@ -332,9 +331,11 @@ class Edge:
             hop = proxy.next_hop(Request(req.method, request_uri or req.uri, req.headers))
         except SipError:
             return
-        fwd = proxy.prepare_forward(req, self.local, request_uri=request_uri,
-                                    branch=proxy.branch_for("ack", req.branch or "", req.call_id or ""))  # fmt: skip
-        self._send(fwd.to_bytes(), proxy.host_port(hop))
+        out_transport = proxy.transport_for(hop, len(req.body) + 800)
+        branch = proxy.branch_for("ack", req.branch or "", req.call_id or "")
+        fwd = proxy.prepare_forward(req, self.local, request_uri=request_uri, branch=branch,
+                                    transport=out_transport)  # fmt: skip
+        self._send(fwd.to_bytes(), proxy.host_port(hop), out_transport)
 
     def _on_cancel(self, tx: str, invite_tx: str | None, req: Request) -> None:
         call = self._by_server_tx.get(invite_tx) if invite_tx else None
@@ -358,11 +359,9 @@ class Edge:
         headers += [("Route", r) for r in h.get_all("Route")]
         headers += [("Max-Forwards", "70"), ("From", h.get("From") or ""), ("To", h.get("To") or ""),
                     ("Call-ID", h.get("Call-ID") or ""), ("CSeq", f"{inv.cseq[0]} CANCEL")]  # fmt: skip
-        from gateway.sip.message import Headers
-
         cancel = Request("CANCEL", inv.uri, Headers(headers))
         assert call.outcome.addr is not None
-        _ctx, outs = self.tm.send_request(cancel, call.outcome.addr, "UDP", self.now())
+        _ctx, outs = self.tm.send_request(cancel, call.outcome.addr, call.out_transport, self.now())
         self._run(outs)
 
     # ---- responses -------------------------------------------------------------------
@@ -421,7 +420,14 @@ class Edge:
             via = parse_via(back.headers.get_all("Via")[0])
         except (SipError, IndexError):
             return
-        self._send(back.to_bytes(), response_address(via, (via.host, via.port or 5060)))
+        transport = via.transport.upper()
+        if transport == "UDP":
+            self._send(back.to_bytes(), response_address(via, (via.host, via.port or 5060)), "UDP")
+        else:
+            # §18.2.2: over a stream, to the connection from `received`, on the sent-by port.
+            host = via.params.get("received") or via.host
+            port = int(via.params.get("rport") or via.port or (5061 if transport == "TLS" else 5060))
+            self._send(back.to_bytes(), (host, port), transport)
 
     def _on_timeout(self, tx: str, kind: str) -> None:
         if kind != "client":
@@ -461,7 +467,10 @@ class Edge:
         self.calls.pop(call.call_id, None)
         metrics.active_calls.dec()
         metrics.calls_total.labels(disposition=disposition).inc()
-        await self._release(call)
+        try:
+            await self._release(call)
+        except Exception as exc:  # Redis away: the lease expires by itself within its TTL
+            log.warning("slot_release_failed", call_id=call.call_id, error=repr(exc))
         event = call.cdr(disposition, reason, self.name)
         try:
             await self._publish(event)

@@ -22,18 +22,28 @@ SUPPORTED_PROXY_REQUIRE: frozenset[str] = frozenset()
 
 @dataclass(frozen=True, slots=True)
 class Local:
-    """Who the edge is on the wire: the host/port it puts in Via and Record-Route."""
+    """Who the edge is on the wire: the host and ports it puts in Via and Record-Route."""
 
     host: str
     port: int
-    transport: str = "UDP"
+    tls_port: int | None = None
 
     def is_me(self, uri: Uri) -> bool:
-        return uri.host == self.host and (uri.port or 5060) == self.port
+        if uri.host != self.host:
+            return False
+        port = uri.port or (5061 if uri.scheme == "sips" else 5060)
+        return port == self.port or port == self.tls_port
 
-    @property
-    def record_route(self) -> str:
-        return f"<sip:{self.host}:{self.port};lr>"
+    def port_for(self, transport: str) -> int:
+        return self.tls_port if transport == "TLS" and self.tls_port else self.port
+
+    def record_route(self, transport: str) -> str:
+        """Our Record-Route URI as seen from a peer on `transport` (RFC 3261 §16.6 step 4)."""
+        param = "" if transport == "UDP" else f";transport={transport.lower()}"
+        return f"<sip:{self.host}:{self.port_for(transport)}{param};lr>"
+
+    def via(self, transport: str, branch: str) -> str:
+        return f"SIP/2.0/{transport} {self.host}:{self.port_for(transport)};branch={branch}"
 
 
 def _digest(*parts: str) -> str:
@@ -104,15 +114,15 @@ def next_branch(req: Request, incoming_branch: str | None) -> str:
 
 
 def pop_own_route(req: Request, local: Local) -> None:
-    """§16.4: a request whose top Route is us has it removed (loose routing)."""
-    routes = req.headers.get_all("Route")
-    if not routes:
-        return
-    try:
-        top = parse_name_addr(routes[0]).uri
-    except SipError:
-        return
-    if top.scheme in ("sip", "sips") and local.is_me(top):
+    """§16.4: Route entries that are us are removed (loose routing). There may be two when
+    we Record-Routed twice on a transport change (RFC 5658)."""
+    while routes := req.headers.get_all("Route"):
+        try:
+            top = parse_name_addr(routes[0]).uri
+        except SipError:
+            return
+        if top.scheme not in ("sip", "sips") or not local.is_me(top):
+            return
         req.headers.pop_first("Route")
 
 
@@ -124,23 +134,45 @@ def next_hop(req: Request) -> Uri:
     return parse_uri(req.uri)
 
 
+def transport_for(uri: Uri, size: int = 0) -> str:
+    """§18.1.1 and RFC 3263 in their simplest form: the URI's transport parameter, TLS for
+    sips, else UDP — and TCP for a request too large for a datagram (over 1300 bytes)."""
+    if uri.scheme == "sips":
+        return "TLS"
+    param = (uri.params.get("transport") or "").upper()
+    if param in ("TCP", "TLS"):
+        return param
+    if size > 1300 and param != "UDP":
+        return "TCP"
+    return "UDP"
+
+
 def prepare_forward(
     req: Request,
     local: Local,
     *,
-    request_uri: str | None = None,
-    record_route: bool = False,
     branch: str,
+    transport: str = "UDP",
+    request_uri: str | None = None,
+    record_route: tuple[str, ...] = (),
 ) -> Request:
-    """A copy of `req` ready to send on: new R-URI, Max-Forwards − 1, our Via on top,
-    Record-Route when we stay in the dialog path (§16.6)."""
+    """A copy of `req` ready to send on: new R-URI, Max-Forwards − 1, our Via on top, our
+    Record-Route entries when we stay in the dialog path (§16.6)."""
     headers = req.headers.copy()
     mf = headers.get("Max-Forwards")
     headers.set("Max-Forwards", str(int(mf) - 1) if mf is not None else "70")
-    if record_route:
-        headers.insert("Record-Route", local.record_route)
-    headers.insert("Via", f"SIP/2.0/{local.transport} {local.host}:{local.port};branch={branch}")
+    for rr in reversed(record_route):
+        headers.insert("Record-Route", rr)
+    headers.insert("Via", local.via(transport, branch))
     return Request(req.method, request_uri or req.uri, headers, req.body)
+
+
+def record_routes(local: Local, inbound: str, outbound: str) -> tuple[str, ...]:
+    """RFC 5658: on a transport change, Record-Route twice — the entry the callee sees
+    first (outbound side) on top, then the one the caller uses (inbound side)."""
+    if inbound == outbound:
+        return (local.record_route(inbound),)
+    return (local.record_route(outbound), local.record_route(inbound))
 
 
 def strip_own_via(resp: Response) -> Response | None:

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         default=None, description="host:port put in Via/Record-Route (default: sip_listen)"
     )
     http_listen: str = Field(default="127.0.0.1:8080", description="HTTP API host:port")
+    sip_tcp: bool = Field(default=True, description="also listen for SIP over TCP")
+    tls_port: int | None = Field(default=None, description="SIP over TLS port (needs cert/key)")
+    tls_cert: str | None = Field(default=None, description="PEM certificate chain for SIP TLS")
+    tls_key: str | None = Field(default=None, description="PEM private key for SIP TLS")
+    tls_ca: str | None = Field(default=None, description="CA bundle to verify TLS next hops")
+    tls_verify: bool = Field(default=True, description="verify TLS next hops' certificates")
     log_level: str = "info"
     log_json: bool = True
     # A dialog whose BYE never comes is ended after this many seconds (RFC 4028 refines it).

@@ -19,6 +19,7 @@ import uvicorn
 from gateway.edge import Edge
 from gateway.proxy import Local
 from gateway.routing import Router
+from gateway.transports import tls_client_context, tls_server_context
 from rater.admission import LocalSlots, RedisSlots, SlotStore
 from services import api, db, inventory, logs, redisconn
 from services.cdr import CdrEvent, CdrPublisher, CdrWriter
@@ -69,16 +70,24 @@ class Node:
             else:
                 slots = LocalSlots(s.slot_ttl_seconds)
             host, port = s.sip_public
+            tls_server = None
+            if s.tls_port and s.tls_cert and s.tls_key:
+                tls_server = tls_server_context(s.tls_cert, s.tls_key)
+            elif s.tls_port:
+                raise DependencyError("SIPCC_TLS_PORT needs SIPCC_TLS_CERT and SIPCC_TLS_KEY")
             self.edge = Edge(
                 Router(lambda: self.inventory, slots),
-                Local(host, port),
+                Local(host, port, s.tls_port if tls_server else None),
                 self._cdr_sink(),
                 name=f"{socket.gethostname()}:{port}",
                 max_call_seconds=s.max_call_seconds,
                 ring_timeout_seconds=s.ring_timeout_seconds,
                 slot_refresh_seconds=s.slot_refresh_seconds,
             )
-            await self.edge.start(*s.sip_addr)
+            await self.edge.start(
+                *s.sip_addr, tcp=s.sip_tcp, tls=tls_server, tls_port=s.tls_port,
+                client_tls=tls_client_context(s.tls_ca, s.tls_verify),
+            )  # fmt: skip
         if "cdr-writer" in self.roles and self.redis is not None:
             self.writer = CdrWriter(
                 self.pool, self.redis, s.redis_prefix + s.cdr_stream, batch_max=s.cdr_batch_max

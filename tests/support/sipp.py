@@ -70,6 +70,7 @@ def run_uac(
     ip: str = "127.0.0.2",
     scenario: str = "uac.xml",
     timeout: float = 120,
+    extra: tuple[str, ...] = (),
 ) -> SippResult:
     workdir.mkdir(parents=True, exist_ok=True)
     cmd = [
@@ -77,7 +78,7 @@ def run_uac(
         "-i", ip, "-p", "0", "-m", str(calls), "-r", str(rate), "-l", str(limit),
         "-d", str(duration_ms), "-nostdin", "-trace_counts", "-trace_err",
         "-error_file", str(workdir / "uac_errors.log"), "-timeout", f"{int(timeout)}s",
-        "-timeout_error", "-recv_timeout", "32000",
+        "-timeout_error", "-recv_timeout", "32000", *extra,
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, timeout=timeout + 30)
     return SippResult(proc.returncode, _counts(workdir, scenario), proc.stdout.decode(errors="replace")[-3000:]

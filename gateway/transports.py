@@ -1,0 +1,261 @@
+"""The edge's sockets: UDP, TCP and TLS, around the sans-I/O parser.
+
+Each transport delivers whole parsed messages to one callback with the peer's address and
+the transport's name, and sends bytes to an address. Streams are framed by Content-Length
+(`StreamFramer`); a framing error closes the connection, as RFC 3261 §18.3 and RFC 4475
+ask, because the byte stream can no longer be trusted. Connections are kept in a table by
+(transport, peer) so a response goes back on the connection its request came in on
+(§18.2.2), and an outbound request reuses an open connection to the same peer or opens one.
+Idle connections are closed; the table is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import time
+from collections.abc import Callable
+
+from gateway.sip.message import Request, Response, SipError, StreamFramer, parse_message
+from services import logs, metrics
+
+log = logs.get("transport")
+
+Deliver = Callable[[Request | Response, tuple[str, int], str], None]
+Rejected = Callable[[bytes, tuple[str, int], str, SipError], None]
+
+STREAMS = ("TCP", "TLS")
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, owner: Transports) -> None:
+        self.owner = owner
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        if self.owner.udp is None:
+            self.owner.udp = transport
+        self.owner._udp_all.append(transport)
+
+    def datagram_received(self, data: bytes, addr) -> None:  # type: ignore[override]
+        self.owner.received(data, addr[:2], "UDP")
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and the like: transaction timers handle a vanished peer.
+        log.debug("udp_error", error=str(exc))
+
+
+class _Stream(asyncio.Protocol):
+    def __init__(self, owner: Transports, name: str, peer: tuple[str, int] | None = None) -> None:
+        self.owner = owner
+        self.name = name
+        self.peer = peer
+        self.framer = StreamFramer()
+        self.transport: asyncio.Transport | None = None
+        self.last_used = time.monotonic()
+        self.ready = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self.transport = transport
+        if self.peer is None:
+            self.peer = tuple(transport.get_extra_info("peername")[:2])  # type: ignore[assignment]
+        self.owner._register(self)
+        if not self.ready.done():
+            self.ready.set_result(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_used = time.monotonic()
+        assert self.peer is not None
+        try:
+            messages = self.framer.feed(data)
+        except SipError as exc:
+            for msg in getattr(exc, "messages", []) or []:
+                self.owner.deliver(msg, self.peer, self.name)
+            metrics.sip_parse_errors_total.inc()
+            log.info("stream_framing_error", peer=f"{self.peer[0]}:{self.peer[1]}",
+                     transport=self.name, error=exc.reason)  # fmt: skip
+            self.owner.rejected(data, self.peer, self.name, exc)
+            if self.transport is not None:
+                self.transport.close()
+            return
+        for msg in messages:
+            self.owner.deliver(msg, self.peer, self.name)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner._unregister(self)
+        if not self.ready.done():
+            self.ready.set_exception(exc or ConnectionError("closed"))
+
+    def write(self, data: bytes) -> None:
+        self.last_used = time.monotonic()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+
+class Transports:
+    def __init__(
+        self,
+        deliver: Deliver,
+        rejected: Rejected,
+        *,
+        idle_seconds: float = 600,
+        max_connections: int = 10_000,
+        client_tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.deliver = deliver
+        self.rejected = rejected
+        self.idle_seconds = idle_seconds
+        self.max_connections = max_connections
+        self.client_tls = client_tls
+        self.udp: asyncio.DatagramTransport | None = None
+        self._udp_all: list[asyncio.DatagramTransport] = []
+        self._servers: list[asyncio.AbstractServer] = []
+        self._streams: dict[tuple[str, str, int], _Stream] = {}
+        self._pending: dict[tuple[str, str, int], asyncio.Task] = {}
+        self._reaper: asyncio.Task | None = None
+
+    # ---- listening -------------------------------------------------------------------
+
+    async def listen_udp(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        loop = asyncio.get_running_loop()
+        sock = _bound_socket(host, port, socket.SOCK_DGRAM, reuse_port)
+        # Room for bursts: a full receive buffer is where UDP drops packets first.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        await loop.create_datagram_endpoint(lambda: _Datagrams(self), sock=sock)
+        self._start_reaper()
+
+    async def listen_stream(self, host: str, port: int, name: str = "TCP", *,
+                            tls: ssl.SSLContext | None = None, reuse_port: bool = False) -> None:  # fmt: skip
+        loop = asyncio.get_running_loop()
+        sock = _bound_socket(host, port, socket.SOCK_STREAM, reuse_port)
+        server = await loop.create_server(lambda: _Stream(self, name), sock=sock, ssl=tls)
+        self._servers.append(server)
+        self._start_reaper()
+
+    def _start_reaper(self) -> None:
+        if self._reaper is None:
+            self._reaper = asyncio.get_running_loop().create_task(self._reap())
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(min(30.0, self.idle_seconds / 2))
+            cutoff = time.monotonic() - self.idle_seconds
+            for stream in list(self._streams.values()):
+                if stream.last_used < cutoff and stream.transport is not None:
+                    stream.transport.close()
+
+    # ---- wire in ---------------------------------------------------------------------
+
+    def received(self, data: bytes, addr: tuple[str, int], name: str) -> None:
+        if not data.strip(b"\r\n"):
+            return  # RFC 5626 keep-alive
+        try:
+            msg = parse_message(data)
+        except SipError as exc:
+            metrics.sip_parse_errors_total.inc()
+            self.rejected(data, addr, name, exc)
+            return
+        self.deliver(msg, addr, name)
+
+    def _register(self, stream: _Stream) -> None:
+        assert stream.peer is not None
+        key = (stream.name, stream.peer[0], stream.peer[1])
+        if len(self._streams) >= self.max_connections and key not in self._streams:
+            log.warning("too_many_connections", limit=self.max_connections)
+            if stream.transport is not None:
+                stream.transport.close()
+            return
+        self._streams[key] = stream
+
+    def _unregister(self, stream: _Stream) -> None:
+        if stream.peer is None:
+            return
+        key = (stream.name, stream.peer[0], stream.peer[1])
+        if self._streams.get(key) is stream:
+            del self._streams[key]
+
+    # ---- wire out --------------------------------------------------------------------
+
+    def send(self, data: bytes, addr: tuple[str, int], name: str) -> None:
+        if name == "UDP":
+            if self.udp is not None:
+                self.udp.sendto(data, addr)
+            return
+        stream = self._streams.get((name, addr[0], addr[1]))
+        if stream is not None:
+            stream.write(data)
+            return
+        self._connect_then_send(data, addr, name)
+
+    def _connect_then_send(self, data: bytes, addr: tuple[str, int], name: str) -> None:
+        key = (name, addr[0], addr[1])
+        task = self._pending.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._connect(addr, name))
+            self._pending[key] = task
+            task.add_done_callback(lambda _t: self._pending.pop(key, None))
+
+        def write(t: asyncio.Task) -> None:
+            if not t.cancelled() and t.exception() is None:
+                t.result().write(data)
+            # A failed connect: the client transaction's timer reports the timeout (408).
+
+        task.add_done_callback(write)
+
+    async def _connect(self, addr: tuple[str, int], name: str) -> _Stream:
+        loop = asyncio.get_running_loop()
+        tls = None
+        if name == "TLS":
+            tls = self.client_tls or ssl.create_default_context()
+        try:
+            _t, proto = await asyncio.wait_for(
+                loop.create_connection(lambda: _Stream(self, name, addr), addr[0], addr[1],
+                                       ssl=tls, server_hostname=addr[0] if tls else None),
+                timeout=5,
+            )
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            log.info("connect_failed", peer=f"{addr[0]}:{addr[1]}", transport=name, error=str(exc))
+            raise
+        return proto
+
+    def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for server in self._servers:
+            server.close()
+        for stream in list(self._streams.values()):
+            if stream.transport is not None:
+                stream.transport.close()
+        for udp in self._udp_all:
+            udp.close()
+
+
+def _bound_socket(host: str, port: int, kind: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, kind)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.setblocking(False)
+    sock.bind((host, port))
+    if kind == socket.SOCK_STREAM:
+        sock.listen(1024)
+    return sock
+
+
+def tls_server_context(cert: str, key: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def tls_client_context(cafile: str | None, verify: bool = True) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=cafile)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx

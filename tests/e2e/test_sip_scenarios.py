@@ -1,0 +1,60 @@
+"""Issue 3: SIPp call flows through the edge — each a real UAC on 127.0.0.2 and a real UAS
+carrier on 127.0.0.3, and each ending as exactly one CDR with the right disposition."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.e2e.conftest import example
+from tests.support.sipp import Uas, run_uac, write_injection
+
+NEW_YORK = "+12125551234"
+
+
+async def cdrs(pg, n: int, timeout: float = 15) -> list:
+    for _ in range(int(timeout / 0.1)):
+        rows = await pg.fetch("SELECT * FROM cdrs ORDER BY started_at")
+        if len(rows) >= n:
+            return rows
+        await asyncio.sleep(0.1)
+    return await pg.fetch("SELECT * FROM cdrs ORDER BY started_at")
+
+
+FLOWS = [
+    # (uac scenario, uas scenario, calls, extra SIPp args, expected disposition, sip_status)
+    pytest.param("uac.xml", "uas.xml", 3, (), "answered", 200, id="basic"),
+    pytest.param("uac_busy.xml", "uas_busy.xml", 3, (), "busy", 486, id="busy-486"),
+    pytest.param("uac_cancel.xml", "uas_ring.xml", 3, (), "cancelled", 487, id="no-answer-cancel"),
+    pytest.param("uac_reinvite.xml", "uas_reinvite.xml", 3, (), "answered", 200, id="re-invite"),
+    pytest.param("uac_callee_bye.xml", "uas_bye.xml", 3, (), "answered", 200, id="callee-bye"),
+    pytest.param("uac_prack.xml", "uas_prack.xml", 3, (), "answered", 200, id="100rel-prack"),
+    pytest.param("uac.xml", "uas.xml", 3, ("-t", "t1"), "answered", 200, id="tcp"),
+    pytest.param("uac.xml", "uas.xml", 40, ("-lost", "20"), "answered", 200, id="udp-20pct-loss"),
+]
+
+
+@pytest.mark.parametrize(("uac", "uas", "calls", "extra", "disposition", "status"), FLOWS)
+async def test_call_flow(pg, start_node, tmp_path, uac, uas, calls, extra, disposition, status) -> None:
+    node = await start_node(example(trunks=50))
+    carrier = Uas(tmp_path / "uas", scenario=uas)
+    try:
+        inf = write_injection(tmp_path / "calls.csv", [(NEW_YORK, "+17275550100")] * calls)
+        result = run_uac(tmp_path / "uac", f"127.0.0.1:{node.sip_port}", inf, calls=calls,
+                         rate=10, limit=calls, duration_ms=300, scenario=uac, extra=extra,
+                         timeout=90)  # fmt: skip
+    finally:
+        carrier.stop()
+    errors = (tmp_path / "uac" / "uac_errors.log")
+    assert result.returncode == 0, result.output + (errors.read_text() if errors.exists() else "") + node.log()
+    rows = await cdrs(pg, calls)
+    assert len(rows) == calls, node.log()
+    assert {r["disposition"] for r in rows} == {disposition}
+    assert {r["sip_status"] for r in rows} == {status}
+    if disposition == "answered":
+        assert all(r["billed_seconds"] >= 6 and r["amount"] > 0 for r in rows)
+    else:
+        assert all(r["billed_seconds"] == 0 and r["amount"] == 0 for r in rows)
+    # Every slot came back.
+    assert "sipcc_trunk_slots_in_use 0.0" in node.metrics()
