@@ -49,7 +49,13 @@ class Call:
     caller_tag: str | None = None
     caller_target: str | None = None  # the caller's Contact URI
     callee_target: str | None = None  # the callee's Contact URI (from the 2xx)
+    caller_from: str | None = None  # From as the caller sent it (with its tag)
+    callee_to: str | None = None  # To with the callee's tag, from the 2xx
+    caller_cseq: int = 1  # highest CSeq seen from each side, for BYEs we originate
+    callee_cseq: int = 0
+    session_expires: float | None = None  # RFC 4028 interval negotiated, seconds
     provisional: bool = False
+    acked: bool = False  # the caller's ACK for the 2xx went through
     cancelled: bool = False
     cancel_sent: bool = False
     answered_mono: float | None = None

@@ -13,9 +13,11 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from gateway import proxy
 from gateway.calls import Call, disposition_for, wall_now
+from gateway.dialogs import DialogStore, NoDialogStore, decision_from, to_record
 from gateway.proxy import Local
 from gateway.routing import Outcome, Router
 from gateway.sip.headers import parse_name_addr, parse_uri, parse_via
@@ -55,6 +57,7 @@ class Edge:
         max_call_seconds: float = 4 * 3600,
         ring_timeout_seconds: float = 180,
         slot_refresh_seconds: float = 30,
+        dialogs: DialogStore | NoDialogStore | None = None,
     ) -> None:
         self.router = router
         self.local = local
@@ -63,12 +66,15 @@ class Edge:
         self.max_call_seconds = max_call_seconds
         self.ring_timeout_seconds = ring_timeout_seconds
         self.slot_refresh_seconds = slot_refresh_seconds
+        self.dialogs = dialogs or NoDialogStore()
         self.tm = TransactionManager()
         self.calls: dict[str, Call] = {}
         self._by_server_tx: dict[str, Call] = {}
         self._by_client_tx: dict[str, Call] = {}
         # In-dialog requests forwarded statefully: client tx → the server tx to answer on.
         self._relay: dict[str, str] = {}
+        # In-dialog INVITE/UPDATE in flight: a 2xx refreshes the session (RFC 4028).
+        self._refreshes: dict[str, Call] = {}
         self.transports: Transports | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -89,6 +95,7 @@ class Edge:
         if tls is not None and tls_port:
             await self.transports.listen_stream(host, tls_port, "TLS", tls=tls, reuse_port=reuse_port)
         self._spawn(self._refresh_slots())
+        await self.recover()
         log.info("sip_listening", host=host, port=port, tcp=tcp, tls_port=tls_port if tls else None)
 
     async def stop(self, drain_seconds: float = 0) -> None:
@@ -153,6 +160,7 @@ class Edge:
                 self._by_server_tx.pop(out.tx, None)
                 self._by_client_tx.pop(out.tx, None)
                 self._relay.pop(out.tx, None)
+                self._refreshes.pop(out.tx, None)
         self._arm()
 
     def _send(self, data: bytes, addr: tuple[str, int], transport: str = "UDP") -> None:
@@ -224,6 +232,8 @@ class Edge:
         call = Call(call_id=call_id, server_tx=tx, invite=req, source=addr, transport=transport,
                     started_wall=wall_now(), started_mono=self.now())  # fmt: skip
         call.caller_tag = req.from_tag
+        call.caller_from = req.headers.get("From")
+        call.caller_cseq = req.cseq[0] if req.cseq else 1
         contact = req.headers.get("Contact")
         if contact:
             with contextlib.suppress(SipError):
@@ -279,9 +289,15 @@ class Edge:
         self._run(outs)
         assert self._loop is not None
         call.timers.append(self._loop.call_later(self.ring_timeout_seconds, self._ring_timeout, call))
+        self._persist(call)
 
     def _forward_in_dialog(self, tx: str, req: Request) -> None:
         call = self.calls.get(req.call_id or "")
+        if call is not None and req.cseq and req.method not in ("ACK", "CANCEL"):
+            if req.from_tag == call.caller_tag:
+                call.caller_cseq = max(call.caller_cseq, req.cseq[0])
+            else:
+                call.callee_cseq = max(call.callee_cseq, req.cseq[0])
         proxy.pop_own_route(req, self.local)
         request_uri = None
         if not req.headers.get_all("Route"):
@@ -307,6 +323,8 @@ class Edge:
                                     branch=proxy.next_branch(req, req.branch))  # fmt: skip
         ctx, outs = self.tm.send_request(fwd, proxy.host_port(hop), out_transport, self.now())
         self._relay[ctx] = tx
+        if call is not None and req.method in ("INVITE", "UPDATE"):
+            self._refreshes[ctx] = call
         self._run(outs)
         if req.method == "BYE" and call is not None and not call.ended:
             call.ended_mono = self.now()
@@ -321,6 +339,8 @@ class Edge:
 
     def _forward_ack(self, req: Request) -> None:
         call = self.calls.get(req.call_id or "")
+        if call is not None:
+            call.acked = True
         proxy.pop_own_route(req, self.local)
         request_uri = None
         try:
@@ -369,6 +389,9 @@ class Edge:
     def _on_response(self, tx: str, resp: Response) -> None:
         relay_to = self._relay.get(tx)
         if relay_to is not None:
+            refreshed = self._refreshes.get(tx)
+            if refreshed is not None and 200 <= resp.status < 300 and not refreshed.ended:
+                self._arm_expiry(refreshed, resp)
             back = proxy.strip_own_via(resp)
             if back is not None:
                 self._run(self.tm.send_response(relay_to, back, self.now()))
@@ -399,10 +422,11 @@ class Edge:
                 if contact:
                     with contextlib.suppress(SipError):
                         call.callee_target = str(parse_name_addr(contact).uri)
-                for handle in call.timers:
-                    handle.cancel()
+                call.callee_to = resp.headers.get("To")
+                self._arm_expiry(call, resp)
+                self._persist(call)
                 assert self._loop is not None
-                call.timers = [self._loop.call_later(self.max_call_seconds, self._expire, call)]
+                self._loop.call_later(64 * self.tm.t1, self._check_ack, call)
             self._run(self.tm.send_response(call.server_tx, back, self.now()))
             return
         call.final_status = status
@@ -448,11 +472,98 @@ class Edge:
             call.provisional = True
             self._send_cancel(call)
 
+    def _arm_expiry(self, call: Call, resp: Response | None) -> None:
+        """The session ends at its RFC 4028 expiry unless refreshed, and never later than
+        the configured maximum call duration."""
+        se = _session_expires(resp) if resp is not None else None
+        if se is None:
+            se = _session_expires(call.invite)
+        if se is not None:
+            call.session_expires = se
+        limit = self.max_call_seconds - (self.now() - (call.answered_mono or self.now()))
+        if call.session_expires:
+            # RFC 4028 §10: the refresher sends its refresh before this; the grace lets a
+            # late refresh or the UAs' own BYE come first.
+            limit = min(limit, call.session_expires + min(32.0, call.session_expires / 3))
+        for handle in call.timers:
+            handle.cancel()
+        assert self._loop is not None
+        call.timers = [self._loop.call_later(max(0.0, limit), self._expire, call)]
+
     def _expire(self, call: Call) -> None:
-        """A dialog whose BYE never came: end it so its slot is freed and it is billed."""
-        if not call.ended:
-            call.ended_mono = self.now()
-            self._spawn(self._finish(call, "timeout", call.final_status, "maximum call duration"))
+        """A dialog whose BYE never came: hang up both sides, free the slot, bill it."""
+        if call.ended:
+            return
+        call.ended_mono = self.now()
+        self._hang_up(call)
+        reason = "session expired" if call.session_expires else "maximum call duration"
+        self._spawn(self._finish(call, "timeout", call.final_status, reason))
+
+    def _check_ack(self, call: Call) -> None:
+        """§13.3.1.4: a 2xx never ACKed within 64*T1 — the session is over; hang up both
+        sides so neither keeps a half-open call (and its bill) running."""
+        if call.ended or call.acked:
+            return
+        call.ended_mono = self.now()
+        self._hang_up(call)
+        self._spawn(self._finish(call, "timeout", call.final_status, "no ACK for the 2xx"))
+
+    def _hang_up(self, call: Call) -> None:
+        """BYE to each side, as the other side would have sent it (RFC 3261 §15)."""
+        if not (call.caller_from and call.callee_to and call.outcome and call.outcome.addr):
+            return
+        sides = []
+        if call.callee_target:
+            call.caller_cseq += 1
+            sides.append((call.callee_target, call.caller_from, call.callee_to, call.caller_cseq,
+                          call.outcome.addr, call.out_transport))  # fmt: skip
+        if call.caller_target:
+            call.callee_cseq += 1
+            sides.append((call.caller_target, call.callee_to, call.caller_from, call.callee_cseq,
+                          call.source, call.transport))  # fmt: skip
+        for target, from_, to, cseq, addr, transport in sides:
+            branch = proxy.branch_for("bye", call.call_id, target, str(cseq))
+            bye = Request("BYE", target, Headers([
+                ("Via", self.local.via(transport, branch)), ("Max-Forwards", "70"),
+                ("From", from_), ("To", to), ("Call-ID", call.call_id), ("CSeq", f"{cseq} BYE"),
+                ("Reason", 'SIP;cause=408;text="session expired"'),
+            ]))  # fmt: skip
+            with contextlib.suppress(Exception):
+                _ctx, outs = self.tm.send_request(bye, addr, transport, self.now())
+                self._run(outs)
+
+    def _persist(self, call: Call) -> None:
+        if call.ended:
+            return
+        record = to_record(call, self.now(), wall_now())
+        self._spawn(self._store(self.dialogs.save(call.call_id, record)))
+
+    async def _store(self, op) -> None:
+        try:
+            await op
+        except Exception as exc:  # losing restart-safety is bad, failing the call is worse
+            log.warning("dialog_store_failed", error=repr(exc))
+
+    async def recover(self) -> None:
+        """After a restart: follow the answered calls again, close the ringing ones."""
+        try:
+            records = await self.dialogs.load()
+        except Exception as exc:
+            log.error("dialog_recovery_failed", error=repr(exc))
+            return
+        inv = self.router._inventory()
+        now, wall = self.now(), wall_now()
+        for rec in records:
+            call = _call_from_record(rec, inv, now, wall)
+            self.calls[call.call_id] = call
+            metrics.active_calls.inc()
+            if call.outcome and call.outcome.slot_held:
+                metrics.slots_in_use.inc()
+            if call.answered_mono is not None:
+                self._arm_expiry(call, None)
+                log.info("dialog_recovered", call_id=call.call_id)
+            else:
+                await self._finish(call, "truncated", None, "edge restarted while ringing")
 
     # ---- the end of a call -----------------------------------------------------------
 
@@ -465,7 +576,11 @@ class Edge:
         for handle in call.timers:
             handle.cancel()
         self.calls.pop(call.call_id, None)
+        self._by_server_tx.pop(call.server_tx, None)
+        if call.client_tx:
+            self._by_client_tx.pop(call.client_tx, None)
         metrics.active_calls.dec()
+        self._spawn(self._store(self.dialogs.remove(call.call_id)))
         metrics.calls_total.labels(disposition=disposition).inc()
         try:
             await self._release(call)
@@ -496,6 +611,42 @@ class Edge:
                 await self.router.slots.refresh(leases)
             except Exception as exc:
                 log.warning("slot_refresh_failed", error=repr(exc))
+
+
+def _session_expires(msg: Request | Response) -> float | None:
+    value = msg.headers.get("Session-Expires")
+    if not value:
+        return None
+    head = value.split(";", 1)[0].strip()
+    return float(head) if head.isdigit() and int(head) > 0 else None
+
+
+def _call_from_record(rec: dict, inv, now: float, wall: datetime) -> Call:
+    started = datetime.fromisoformat(rec["started_wall"])
+    saved = datetime.fromisoformat(rec["saved_wall"])
+    call = Call(call_id=rec["call_id"], server_tx=rec["server_tx"],
+                invite=Request("INVITE", "sip:recovered", Headers()),
+                source=tuple(rec["source"]), started_wall=started,
+                started_mono=now - (wall - started).total_seconds())  # fmt: skip
+    for f in ("transport", "out_transport", "caller_tag", "caller_target", "callee_target",
+              "caller_from", "callee_to", "caller_cseq", "callee_cseq", "session_expires",
+              "final_status", "cancelled", "acked"):  # fmt: skip
+        setattr(call, f, rec[f])
+    if rec.get("answered_ago") is not None:
+        # Time the edge was down counts: answered that long before it was saved.
+        call.answered_mono = now - (wall - saved).total_seconds() - rec["answered_ago"]
+        call.state = "answered"
+    else:
+        call.state = "proceeding"
+    o = rec.get("outcome")
+    if o is not None:
+        call.outcome = Outcome(
+            decision=decision_from(o["decision"]),
+            trunk=inv.trunk_groups.get(o["trunk"]) if o["trunk"] else None,
+            request_uri=o["request_uri"], addr=tuple(o["addr"]) if o["addr"] else None,
+            slot_held=o["slot_held"], emergency_level=o["emergency_level"],
+        )  # fmt: skip
+    return call
 
 
 def _tag(req: Request) -> str:

@@ -16,6 +16,7 @@ import asyncpg
 import redis.asyncio as aioredis
 import uvicorn
 
+from gateway.dialogs import DialogStore, NoDialogStore
 from gateway.edge import Edge
 from gateway.proxy import Local
 from gateway.routing import Router
@@ -75,11 +76,18 @@ class Node:
                 tls_server = tls_server_context(s.tls_cert, s.tls_key)
             elif s.tls_port:
                 raise DependencyError("SIPCC_TLS_PORT needs SIPCC_TLS_CERT and SIPCC_TLS_KEY")
+            name = f"{socket.gethostname()}:{port}"
+            dialogs = (
+                DialogStore(self.redis, s.redis_prefix, name, s.max_call_seconds + 3600)
+                if self.redis is not None
+                else NoDialogStore()
+            )
             self.edge = Edge(
                 Router(lambda: self.inventory, slots),
                 Local(host, port, s.tls_port if tls_server else None),
                 self._cdr_sink(),
-                name=f"{socket.gethostname()}:{port}",
+                name=name,
+                dialogs=dialogs,
                 max_call_seconds=s.max_call_seconds,
                 ring_timeout_seconds=s.ring_timeout_seconds,
                 slot_refresh_seconds=s.slot_refresh_seconds,

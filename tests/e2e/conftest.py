@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import asyncpg
@@ -9,17 +10,23 @@ import pytest
 import yaml
 
 from services import provision
-from tests.support.node import NodeProcess
+from tests.support.node import NodeProcess, free_port
 from tests.support.sipp import Uas
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "provision.yaml"
 
 
+# The carrier SIPp listens on 127.0.0.3 as in the example, on a port of this run's own, so
+# a load test or a `make run` peer on 127.0.0.3:5060 never answers a test's calls.
+CARRIER_PORT = free_port("127.0.0.3", socket.SOCK_DGRAM)
+
+
 def example(**changes) -> dict:
     """The example provisioning with the acme trunk group's fields changed."""
     doc = yaml.safe_load(EXAMPLE.read_text())
     doc["customers"][0]["trunk_groups"][0].update(changes)
+    doc["carriers"][0]["gateway"] = f"sip:127.0.0.3:{CARRIER_PORT}"
     return doc
 
 
@@ -49,6 +56,6 @@ def start_node(pg, pg_dsn, redis_prefix, tmp_path):
 
 @pytest.fixture
 def carrier(tmp_path):
-    uas = Uas(tmp_path / "uas")
+    uas = Uas(tmp_path / "uas", port=CARRIER_PORT)
     yield uas
     uas.stop()

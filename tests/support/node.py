@@ -21,9 +21,22 @@ def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
+def free_sip_port(host: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP: the edge listens on both."""
+    for _ in range(50):
+        port = free_port(host, socket.SOCK_DGRAM)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((host, port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no port free for both UDP and TCP")
+
+
 class NodeProcess:
     def __init__(self, database_url: str, redis_prefix: str, log_path: Path, **env: str) -> None:
-        self.sip_port = free_port(kind=socket.SOCK_DGRAM)
+        self.sip_port = free_sip_port()
         self.http_port = free_port()
         self.log_path = log_path
         self.env = {

@@ -1,0 +1,932 @@
+"""SIP messages: the parser, the serializer and stream framing (RFC 3261 §7, §18.3).
+
+Theory of operation
+-------------------
+Sans-I/O: bytes in, `Request`/`Response` objects out, and back with ``to_bytes()``.
+
+`parse_message` does the least work that still rejects what RFC 4475 says must be
+rejected.  It finds the end of the header block with ``bytes.find``, decodes it once as
+UTF-8 with ``surrogateescape`` (any octet survives a parse/serialize round trip), splits
+lines, unfolds continuation lines only when the block has any, and maps each field name
+to its canonical long form through one dict lookup (compact forms and any spelling of a
+known name included).  Values stay raw text.
+
+It then validates what RFC 4475 says a parser must catch, as cheaply as that can be
+done: the start line, and the fields a proxy reads on every message anyway -- Via (the
+top one), From, To, Call-ID, CSeq, Max-Forwards, Content-Length -- plus the rarer fields
+the torture tests abuse (Contact, Date, Warning, Retry-After).  Most of these checks are
+one compiled-expression ``fullmatch`` that builds no objects (`check_name_addr`,
+`check_via`, `check_uri`); single-valued fields are counted in the same loop that names
+them.  Structured views -- ``msg.top_via``, ``msg.from_tag``, ``msg.parsed_uri``,
+``msg.name_addrs("Route")`` -- are built on first use and cached on the message, keyed by
+the raw value, so a second call is a dict lookup and a rewritten header is simply a new
+key (the cache can never go stale).  Every other field is parsed only by whoever needs
+it, with the functions of `gateway.sip.headers`.
+
+Framing is by Content-Length.  On UDP a missing Content-Length means "the rest of the
+datagram" and octets beyond it are ignored (dblreq.dat); on a stream it means 0.  A parsed
+message always carries exactly one Content-Length field equal to ``len(body)``, at the
+position of the first one received (appended when there was none), because ``to_bytes``
+writes that field from the body: with that, ``parse(to_bytes(parse(x)))`` equals
+``parse(x)``.
+
+Errors are `SipError` only, whatever the octets; ``status`` says how to answer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from itertools import islice
+from typing import TypeVar
+
+from gateway.sip.headers import (
+    MAX_UINT32,
+    NameAddr,
+    SipError,
+    Uri,
+    Via,
+    check_name_addr,
+    check_uri,
+    check_via,
+    is_token,
+    name_addr_params,
+    parse_cseq,
+    parse_name_addr,
+    parse_uri,
+    parse_via,
+    small_int,
+    split_list,
+)
+
+__all__ = [
+    "Headers",
+    "Request",
+    "Response",
+    "SipError",
+    "StreamFramer",
+    "build_response",
+    "canonical_name",
+    "parse_message",
+    "reason_phrase",
+]
+
+_T = TypeVar("_T")
+
+# --------------------------------------------------------------------------------------------
+# Header names
+
+_CANONICAL_NAMES = (
+    "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language",
+    "Accept-Resource-Priority", "Alert-Info", "Allow", "Allow-Events", "Answer-Mode",
+    "Authentication-Info", "Authorization", "Call-ID", "Call-Info", "Contact",
+    "Content-Disposition", "Content-Encoding", "Content-ID", "Content-Language",
+    "Content-Length", "Content-Type", "CSeq", "Date", "Diversion", "Error-Info", "Event",
+    "Expires", "Feature-Caps", "Flow-Timer", "From", "Geolocation", "Geolocation-Error",
+    "Geolocation-Routing", "History-Info", "Identity", "Identity-Info", "In-Reply-To",
+    "Info-Package", "Join", "Max-Breadth", "Max-Forwards", "MIME-Version", "Min-Expires",
+    "Min-SE", "Organization", "P-Access-Network-Info", "P-Asserted-Identity",
+    "P-Asserted-Service", "P-Associated-URI", "P-Called-Party-ID",
+    "P-Charging-Function-Addresses", "P-Charging-Vector", "P-Early-Media",
+    "P-Preferred-Identity", "P-Preferred-Service", "P-Visited-Network-ID", "Path",
+    "Permission-Missing", "Priority", "Privacy", "Proxy-Authenticate", "Proxy-Authorization",
+    "Proxy-Require", "RAck", "Reason", "Record-Route", "Recv-Info", "Refer-Sub", "Refer-To",
+    "Referred-By", "Reject-Contact", "Remote-Party-ID", "Replaces", "Reply-To",
+    "Request-Disposition", "Require", "Resource-Priority", "Retry-After", "Route", "RSeq",
+    "Security-Client", "Security-Server", "Security-Verify", "Server", "Service-Route",
+    "Session-Expires", "Session-ID", "SIP-ETag", "SIP-If-Match", "Subject",
+    "Subscription-State", "Supported", "Suppress-If-Match", "Target-Dialog", "Timestamp", "To",
+    "Trigger-Consent", "Unsupported", "User-Agent", "User-to-User", "Via", "Warning",
+    "WWW-Authenticate",
+)  # fmt: skip
+
+# RFC 3261 §7.3.3 and the IANA registry's compact forms.
+_COMPACT = {
+    "a": "Accept-Contact", "b": "Referred-By", "c": "Content-Type", "d": "Request-Disposition",
+    "e": "Content-Encoding", "f": "From", "i": "Call-ID", "j": "Reject-Contact",
+    "k": "Supported", "l": "Content-Length", "m": "Contact", "n": "Identity-Info",
+    "o": "Event", "r": "Refer-To", "s": "Subject", "t": "To", "u": "Allow-Events",
+    "v": "Via", "x": "Session-Expires", "y": "Identity",
+}  # fmt: skip
+
+# Header fields whose value is a comma-separated list (RFC 3261 §7.3.1), so that get_all
+# and pop_first split them.  Not the authentication headers: their commas separate
+# auth-params of one value.
+_LIST_KEYS = frozenset(
+    name.lower()
+    for name in (
+        "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language",
+        "Accept-Resource-Priority", "Alert-Info", "Allow", "Allow-Events", "Call-Info",
+        "Contact", "Content-Encoding", "Content-Language", "Diversion", "Error-Info",
+        "Geolocation", "History-Info", "In-Reply-To", "P-Asserted-Identity",
+        "P-Associated-URI", "P-Preferred-Identity", "Path", "Permission-Missing",
+        "Proxy-Require", "Reason", "Record-Route", "Recv-Info", "Reject-Contact",
+        "Remote-Party-ID", "Require", "Resource-Priority", "Route", "Security-Client",
+        "Security-Server", "Security-Verify", "Service-Route", "Supported",
+        "Trigger-Consent", "Unsupported", "Via", "Warning",
+    )
+)  # fmt: skip
+
+# lower-case spelling -> (key, canonical name); the key is the lower-cased canonical name.
+_BY_LOWER: dict[str, tuple[str, str]] = {n.lower(): (n.lower(), n) for n in _CANONICAL_NAMES}
+_BY_LOWER.update({c: (n.lower(), n) for c, n in _COMPACT.items()})
+# The spellings seen on the wire almost always, so the parser skips ``.lower()``.
+_BY_EXACT: dict[str, tuple[str, str]] = dict(_BY_LOWER)
+_BY_EXACT.update({n: (n.lower(), n) for n in _CANONICAL_NAMES})
+_BY_EXACT.update({c.upper(): (n.lower(), n) for c, n in _COMPACT.items()})
+
+
+def _name_info(name: str) -> tuple[str, str]:
+    """(lookup key, name to store) for a field name given by a caller or the wire."""
+    info = _BY_EXACT.get(name)
+    if info is not None:
+        return info
+    lower = name.lower()
+    info = _BY_LOWER.get(lower)
+    if info is not None:
+        return info
+    return lower, name
+
+
+def _key(name: str) -> str:
+    info = _BY_EXACT.get(name)
+    return info[0] if info is not None else _name_info(name)[0]
+
+
+def canonical_name(name: str) -> str:
+    """The long form of a known header name in its usual spelling ("v" -> "Via",
+    "call-id" -> "Call-ID"); unknown names are returned unchanged."""
+    return _name_info(name)[1]
+
+
+# --------------------------------------------------------------------------------------------
+# Headers
+
+
+class Headers:
+    """Ordered, multi-valued header fields.
+
+    Stored as ``(key, name, value)`` triples: `key` is the lower-cased canonical name used
+    for every lookup, `name` is what ``to_bytes`` writes (canonical long form for known
+    fields, the received spelling for unknown ones), `value` the raw unfolded text.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items: list[tuple[str, str, str]] = []
+        for name, value in items:
+            self.add(name, value)
+
+    @classmethod
+    def _from_triples(cls, triples: list[tuple[str, str, str]]) -> Headers:
+        headers = cls.__new__(cls)
+        headers._items = triples
+        return headers
+
+    @staticmethod
+    def _checked(name: str, value: str) -> tuple[str, str, str]:
+        key, stored = _name_info(name)
+        if not is_token(stored):
+            raise ValueError(f"bad header name: {name!r}")
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"header value may not contain CR or LF: {value[:80]!r}")
+        return key, stored, value.strip(" \t")
+
+    def get(self, name: str) -> str | None:
+        """The first field's value (the whole field, commas included)."""
+        key = _key(name)
+        for item in self._items:
+            if item[0] == key:
+                return item[2]
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of every field of that name; list headers are split at commas
+        outside quotes and ``<...>``, empty elements dropped."""
+        key = _key(name)
+        values = [item[2] for item in self._items if item[0] == key]
+        if key not in _LIST_KEYS:
+            return values
+        return [element for value in values for element in split_list(value) if element]
+
+    def add(self, name: str, value: str) -> None:
+        self._items.append(self._checked(name, value))
+
+    def insert(self, name: str, value: str) -> None:
+        """Put a field before the first field of that name, or at the top if absent
+        (where a proxy adds its Via and Record-Route)."""
+        item = self._checked(name, value)
+        for index, existing in enumerate(self._items):
+            if existing[0] == item[0]:
+                self._items.insert(index, item)
+                return
+        self._items.insert(0, item)
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every field of that name by one, where the first one stood."""
+        item = self._checked(name, value)
+        items = self._items
+        key = item[0]
+        for index, existing in enumerate(items):
+            if existing[0] == key:
+                self._items = [
+                    *items[:index],
+                    item,
+                    *(x for x in items[index + 1 :] if x[0] != key),
+                ]
+                return
+        items.append(item)
+
+    def remove(self, name: str) -> None:
+        key = _key(name)
+        self._items = [item for item in self._items if item[0] != key]
+
+    def pop_first(self, name: str) -> str | None:
+        """Remove and return the first value: the first element of the first field for
+        list headers (the rest of that field stays), else the first field."""
+        key = _key(name)
+        items = self._items
+        for index, (item_key, stored, value) in enumerate(items):
+            if item_key != key:
+                continue
+            if key in _LIST_KEYS:
+                elements = [e for e in split_list(value) if e]
+                if len(elements) > 1:
+                    items[index] = (key, stored, ", ".join(elements[1:]))
+                    return elements[0]
+                del items[index]
+                return elements[0] if elements else value
+            del items[index]
+            return value
+        return None
+
+    def copy(self) -> Headers:
+        return Headers._from_triples(list(self._items))
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        for _, name, value in self._items:
+            yield name, value
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = _key(name)
+        return any(item[0] == key for item in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return [i[1:] for i in self._items] == [i[1:] for i in other._items]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"Headers({[i[1:] for i in self._items]!r})"
+
+
+# --------------------------------------------------------------------------------------------
+# Messages
+
+_REASONS = {
+    100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
+    183: "Session Progress", 199: "Early Dialog Terminated", 200: "OK", 202: "Accepted",
+    204: "No Notification", 300: "Multiple Choices", 301: "Moved Permanently",
+    302: "Moved Temporarily", 305: "Use Proxy", 380: "Alternative Service",
+    400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
+    404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
+    407: "Proxy Authentication Required", 408: "Request Timeout", 410: "Gone",
+    412: "Conditional Request Failed", 413: "Request Entity Too Large",
+    414: "Request-URI Too Long", 415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme", 417: "Unknown Resource-Priority", 420: "Bad Extension",
+    421: "Extension Required", 422: "Session Interval Too Small", 423: "Interval Too Brief",
+    428: "Use Identity Header", 429: "Provide Referrer Identity", 433: "Anonymity Disallowed",
+    436: "Bad Identity-Info", 437: "Unsupported Certificate", 438: "Invalid Identity Header",
+    439: "First Hop Lacks Outbound Support", 440: "Max-Breadth Exceeded",
+    469: "Bad Info Package", 470: "Consent Needed",
+    480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected", 483: "Too Many Hops", 484: "Address Incomplete", 485: "Ambiguous",
+    486: "Busy Here", 487: "Request Terminated", 488: "Not Acceptable Here",
+    489: "Bad Event", 491: "Request Pending", 493: "Undecipherable",
+    494: "Security Agreement Required", 500: "Server Internal Error", 501: "Not Implemented",
+    502: "Bad Gateway", 503: "Service Unavailable", 504: "Server Time-out",
+    505: "Version Not Supported", 513: "Message Too Large",
+    555: "Push Notification Service Not Supported", 580: "Precondition Failure", 600: "Busy Everywhere", 603: "Decline",
+    604: "Does Not Exist Anywhere", 606: "Not Acceptable", 607: "Unwanted",
+    608: "Rejected",
+}  # fmt: skip
+_CLASS_REASONS = {1: "Trying", 2: "OK", 3: "Redirect", 4: "Client Error", 5: "Server Error",
+                  6: "Global Failure"}  # fmt: skip
+
+
+def reason_phrase(status: int) -> str:
+    """The standard reason phrase for a status code (a generic one for its class)."""
+    return _REASONS.get(status) or _CLASS_REASONS.get(status // 100, "Unknown")
+
+
+class _Message:
+    """What requests and responses share: headers, body, serialization and the cached
+    structured views of the fields every transaction and proxy reads.
+
+    The views return None when the field is absent and raise `SipError` when it is
+    malformed (possible only for a message built or edited by hand: `parse_message`
+    checked them).  Objects they return (`Via`, `NameAddr`, `Uri`) are the cached ones:
+    to change a field, build a new value and write it with ``headers.set``/``insert``.
+    """
+
+    __slots__ = ("_cache", "body", "headers", "version")
+
+    headers: Headers
+    body: bytes
+    version: str
+
+    def _start_line(self) -> str:
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        """Start line, every field as ``Name: value`` in order, Content-Length =
+        len(body) (at the first Content-Length field's place, else last), blank line,
+        body."""
+        body = self.body
+        parts = [self._start_line(), "\r\n"]
+        length_done = False
+        for key, name, value in self.headers._items:
+            if key == "content-length":
+                if length_done:
+                    continue
+                value = str(len(body))
+                length_done = True
+            parts += (name, ": ", value, "\r\n")
+        if not length_done:
+            parts.append(f"Content-Length: {len(body)}\r\n")
+        parts.append("\r\n")
+        return "".join(parts).encode("utf-8", "surrogateescape") + bytes(body)
+
+    def _cached(self, kind: str, raw: str, parse: Callable[[str], _T]) -> _T:
+        """The `kind` view of header text `raw`.  The parser's checks leave a pending
+        build (a `partial` over the expression match they already made) in the cache,
+        so that the first use does not match the text again."""
+        cache = self._cache
+        key = (kind, raw)
+        value = cache.get(key)
+        if value is None:
+            value = cache[key] = parse(raw)
+        elif type(value) is partial:
+            value = cache[key] = value()
+        return value
+
+    @property
+    def call_id(self) -> str | None:
+        return self.headers.get("Call-ID")
+
+    @property
+    def cseq(self) -> tuple[int, str] | None:
+        raw = self.headers.get("CSeq")
+        return None if raw is None else self._cached("cseq", raw, parse_cseq)
+
+    @property
+    def from_addr(self) -> NameAddr | None:
+        raw = self.headers.get("From")
+        return None if raw is None else self._cached("na", raw, parse_name_addr)
+
+    @property
+    def to_addr(self) -> NameAddr | None:
+        raw = self.headers.get("To")
+        return None if raw is None else self._cached("na", raw, parse_name_addr)
+
+    @property
+    def from_tag(self) -> str | None:
+        raw = self.headers.get("From")
+        return None if raw is None else self._cached("tag", raw, name_addr_params).get("tag")
+
+    @property
+    def to_tag(self) -> str | None:
+        raw = self.headers.get("To")
+        return None if raw is None else self._cached("tag", raw, name_addr_params).get("tag")
+
+    @property
+    def top_via(self) -> Via | None:
+        raw = self.headers.get("Via")
+        return None if raw is None else self._cached("via", raw, _parse_top_via)
+
+    @property
+    def branch(self) -> str | None:
+        via = self.top_via
+        return None if via is None else via.branch
+
+    @property
+    def max_forwards(self) -> int | None:
+        raw = self.headers.get("Max-Forwards")
+        return None if raw is None else self._cached("mf", raw, _parse_max_forwards)
+
+    def name_addrs(self, name: str) -> list[NameAddr]:
+        """Every element of a name-addr list header (Contact, Route, Record-Route,
+        P-Asserted-Identity ...), parsed and cached.  A ``Contact: *`` is skipped."""
+        return [
+            self._cached("na", element, parse_name_addr)
+            for element in self.headers.get_all(name)
+            if element != "*"
+        ]
+
+
+class Request(_Message):
+    """A SIP request; `uri` is the Request-URI text, `parsed_uri` its structure."""
+
+    __slots__ = ("method", "uri")
+
+    def __init__(
+        self, method: str, uri: str, headers: Headers | None = None, body: bytes = b""
+    ) -> None:
+        self.method = method
+        self.uri = uri
+        self.version = "SIP/2.0"
+        self.headers = Headers() if headers is None else headers
+        self.body = body
+        self._cache: dict = {}
+
+    def _start_line(self) -> str:
+        return f"{self.method} {self.uri} {self.version}"
+
+    @property
+    def parsed_uri(self) -> Uri:
+        """The Request-URI as a `Uri` (cached); SipError(416) for schemes other than
+        sip/sips/tel."""
+        return self._cached("uri", self.uri, parse_uri)
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.uri} call_id={self.call_id!r}>"
+
+
+class Response(_Message):
+    """A SIP response; ``reason=None`` gives the standard reason phrase."""
+
+    __slots__ = ("reason", "status")
+
+    def __init__(
+        self,
+        status: int,
+        reason: str | None = None,
+        headers: Headers | None = None,
+        body: bytes = b"",
+    ) -> None:
+        self.status = status
+        self.reason = reason_phrase(status) if reason is None else reason
+        self.version = "SIP/2.0"
+        self.headers = Headers() if headers is None else headers
+        self.body = body
+        self._cache: dict = {}
+
+    def _start_line(self) -> str:
+        return f"{self.version} {self.status} {self.reason}"
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason} call_id={self.call_id!r}>"
+
+
+def _parse_top_via(raw: str) -> Via:
+    first = split_list(raw)[0]
+    return parse_via(first)
+
+
+def _parse_max_forwards(raw: str) -> int:
+    return small_int(raw, 255, "Max-Forwards")
+
+
+def build_response(
+    req: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+) -> Response:
+    """A response to `req` per RFC 3261 §8.2.6: every Via in order, From, To (with
+    `to_tag` added when To has none and the status is above 100), Call-ID, CSeq, the
+    Timestamp on a 100, then `headers`.  Works on a `SipError.partial` too: a To whose
+    tag cannot be read is copied unchanged."""
+    items = req.headers._items
+    out = [item for item in items if item[0] == "via"]
+    for key in ("from", "to", "call-id", "cseq"):
+        for item in items:
+            if item[0] == key:
+                if key == "to" and to_tag is not None and status > 100:
+                    try:
+                        has_tag = req.to_tag is not None
+                    except SipError:
+                        has_tag = True
+                    if not has_tag:
+                        item = (key, item[1], f"{item[2]};tag={to_tag}")
+                out.append(item)
+                break
+    if status == 100:
+        out.extend(item for item in items if item[0] == "timestamp")
+    response = Response(status, reason, Headers._from_triples(out))
+    for name, value in headers:
+        response.headers.add(name, value)
+    return response
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+
+_REQUIRED = ("via", "from", "to", "call-id", "cseq")
+_SINGLE = frozenset({"from", "to", "call-id", "cseq", "max-forwards"})
+# Fields looked at after the header loop; the loop records the first value of each.
+_WATCHED = frozenset({*_REQUIRED, "max-forwards", "content-length", "contact", "date",
+                      "warning", "retry-after"})  # fmt: skip
+_VERSION_RE = re.compile(r"SIP/[0-9]+\.[0-9]+", re.I)
+_WARN_CODE_RE = re.compile(r"[0-9]{3}[ \t]")
+_FOLDED_LINE_RE = re.compile(r"\r?\n(?![ \t])")
+_FOLD_RE = re.compile(r"[ \t]*\r?\n[ \t]+")
+
+
+class _BareLF(Exception):
+    """The fast CRLF path met a bare LF: the block must be located again leniently."""
+
+
+def _bad(reason: str, status: int = 400) -> SipError:
+    return SipError(reason, status)
+
+
+def _split_lines(text: str, lenient: bool) -> list[str]:
+    """The lines of a header block.  CRLF is the rule; with `lenient` a bare LF ends a
+    line too.  A bare CR is never a line end (it could smuggle a header past a peer that
+    takes it for one), so it is an error."""
+    if lenient:
+        if text.count("\r") != text.count("\r\n"):
+            raise _bad("bare CR in header block")
+        return text.replace("\r\n", "\n").split("\n")
+    lines = text.split("\r\n")
+    # Single-character counts are much cheaper than searching for CRLF again.
+    if text.count("\n") != len(lines) - 1:
+        raise _BareLF
+    if text.count("\r") != len(lines) - 1:
+        raise _bad("bare CR in header block")
+    return lines
+
+
+def _unfolded_lines(text: str) -> list[str]:
+    # Split only at line ends not followed by SP/HTAB, then collapse each fold and the
+    # white space around it into one SP, as RFC 3261 §7.3.1 says to before interpreting.
+    lines = _FOLDED_LINE_RE.split(text)
+    if "\n" in lines[0]:
+        raise _bad("start line continued on the next line")
+    return [lines[0], *(_FOLD_RE.sub(" ", line) if "\n" in line else line for line in lines[1:])]
+
+
+def _scan(lines: list[str]) -> tuple[list, dict[str, str], int | None, str | None] | None:
+    """Header lines -> (items, first value of each watched field, index of the
+    Content-Length field, first problem found), or None when a line is a continuation
+    (the caller unfolds and scans again: folding is rare, so the common path never looks
+    for it)."""
+    items: list[tuple[str, str, str]] = []
+    append = items.append
+    found: dict[str, str] = {}
+    length_index = None
+    # A bad field is remembered, not raised at once, so that the error can carry the
+    # partial message a proxy needs to answer (multi01.dat still gets its 400).
+    problem = None
+    get = _BY_EXACT.get
+    watched = _WATCHED
+    for line in islice(lines, 1, None):
+        name, colon, value = line.partition(":")
+        info = get(name) if colon else None
+        if info is None:
+            if line[:1] in (" ", "\t"):
+                return None
+            name = name.rstrip(" \t")
+            info = _BY_LOWER.get(name.lower())
+            if not colon or (info is None and not is_token(name)):
+                problem = problem or f"bad header line: {line[:80]!r}"
+                continue
+            if info is None:
+                info = (name.lower(), name)
+        key = info[0]
+        value = value.strip(" \t")
+        if key in watched:
+            if key not in found:
+                found[key] = value
+                if key == "content-length":
+                    length_index = len(items)
+            elif key in _SINGLE:
+                problem = problem or f"more than one {info[1]} header field"
+            elif key == "content-length":
+                if value != found[key]:
+                    problem = problem or f"conflicting Content-Length values: {found[key]}, {value}"
+                continue  # an identical repeat is dropped: to_bytes writes one
+        append((key, info[1], value))
+    return items, found, length_index, problem
+
+
+def _parse_head(
+    head: bytes, lenient: bool = False
+) -> tuple[Request | Response, int | None, int | None]:
+    """Parse and validate a header block (start line included, final line end excluded).
+
+    Returns the message with an empty body, the Content-Length value (None if absent) and
+    the index of its field (None if absent).  Raises `_BareLF` when not `lenient` and the
+    block has a bare LF.
+    """
+    text = head.decode("utf-8", "surrogateescape")
+    lines = _split_lines(text, lenient)
+    scanned = _scan(lines)
+    if scanned is None:
+        lines = _unfolded_lines(text)
+        scanned = _scan(lines)
+        if scanned is None:  # unreachable: unfolding leaves no line starting with SP/HTAB
+            raise _bad("malformed line folding")
+    items, found, length_index, problem = scanned
+
+    message = _start(lines[0], Headers._from_triples(items))
+    try:
+        if problem is not None:
+            raise _bad(problem)
+        content_length = _validate(message, found, items)
+    except SipError as error:
+        error.partial = message
+        raise
+    return message, content_length, length_index
+
+
+def _start(line: str, headers: Headers) -> Request | Response:
+    """The message object for a start line; errors carry the partial message when there
+    is a request to answer."""
+    if line[:4] == "SIP/":
+        version, _, rest = line.partition(" ")
+        _check_version(version, None)
+        code, space, reason = rest[:3], rest[3:4], rest[4:]
+        if not (code.isascii() and code.isdigit()) or space not in ("", " "):
+            raise _bad(f"bad status line: {line[:80]!r}")
+        status = int(code)
+        if not 100 <= status <= 699:
+            raise _bad(f"status code out of range: {code}")
+        response = Response(status, reason, headers)
+        response.version = version
+        return response
+
+    parts = line.split(" ")
+    request = Request(parts[0], " ".join(parts[1:-1]), headers)
+    if len(parts) != 3 or not parts[1]:
+        raise SipError(f"bad request line: {line[:80]!r}", partial=request)
+    method, _, version = parts
+    request.version = version
+    if not is_token(method):
+        raise SipError(f"bad method: {method[:40]!r}", partial=request)
+    _check_version(version, request)
+    return request
+
+
+def _check_version(version: str, partial: Request | None) -> None:
+    if version == "SIP/2.0":
+        return
+    if _VERSION_RE.fullmatch(version) is None:
+        raise SipError(f"bad SIP version: {version[:40]!r}", partial=partial)
+    if version.upper() != "SIP/2.0":
+        raise SipError(f"SIP version not supported: {version}", 505, partial=partial)
+
+
+def _validate(message: Request | Response, found: dict[str, str], items: list) -> int | None:
+    """The checks RFC 4475 asks for, on the fields a proxy reads anyway; fills the cache.
+    Returns the Content-Length value, or None when the field is absent."""
+    cache = message._cache
+    for key in _REQUIRED:
+        if key not in found:
+            raise _bad(f"missing {canonical_name(key)} header field")
+
+    is_request = isinstance(message, Request)
+    if is_request:
+        uri = message.uri
+        try:
+            cache[("uri", uri)] = check_uri(uri, allow_headers=False)
+        except SipError as error:
+            raise SipError(f"bad Request-URI: {error.reason}", error.status) from None
+
+    raw = found["cseq"]
+    cseq = cache[("cseq", raw)] = parse_cseq(raw)
+    if is_request and cseq[1] != message.method:
+        raise _bad(f"CSeq method {cseq[1]!r} does not match the request method")
+
+    raw = found["from"]
+    cache[("tag", raw)] = check_name_addr(raw)
+    raw = found["to"]
+    cache[("tag", raw)] = check_name_addr(raw)
+
+    call_id = found["call-id"]
+    if not call_id or " " in call_id or "\t" in call_id:
+        raise _bad(f"bad Call-ID: {call_id[:80]!r}")
+
+    raw = found["via"]
+    if "," in raw:
+        vias = split_list(raw)
+        if "" in vias:
+            raise _bad(f"empty element in Via: {raw[:80]!r}")
+        cache[("via", raw)] = check_via(vias[0])
+    else:
+        cache[("via", raw)] = check_via(raw)
+
+    raw = found.get("max-forwards")
+    if raw is not None:
+        cache[("mf", raw)] = _parse_max_forwards(raw)
+
+    if "contact" in found:
+        for key, _, value in items:
+            if key == "contact" and value != "*":
+                for element in split_list(value) if "," in value else (value,):
+                    check_name_addr(element)
+
+    raw = found.get("date")
+    if raw is not None and not raw.endswith(" GMT"):
+        raise _bad(f"Date must be in GMT: {raw[:80]!r}")
+
+    raw = found.get("retry-after")
+    if raw is not None:
+        small_int(raw.partition(";")[0].partition("(")[0].strip(" \t"), MAX_UINT32, "Retry-After")
+
+    if "warning" in found:
+        for item in items:
+            if item[0] == "warning":
+                for element in split_list(item[2]):
+                    if _WARN_CODE_RE.match(element) is None:
+                        raise _bad(f"bad Warning: {element[:80]!r}")
+
+    raw = found.get("content-length")
+    if raw is None:
+        return None
+    return small_int(raw, MAX_UINT32, "Content-Length")
+
+
+def _finish(message: Request | Response, body: bytes, length_index: int | None) -> None:
+    message.body = body
+    items = message.headers._items
+    length = str(len(body))
+    if length_index is None:
+        items.append(("content-length", "Content-Length", length))
+    elif items[length_index][2] != length:
+        items[length_index] = ("content-length", "Content-Length", length)
+
+
+def _find_head_end(data: bytes | bytearray, start: int) -> tuple[int, int] | None:
+    """(end of the header block, start of the body) or None.  The block ends at the first
+    empty line; bare-LF line ends are tolerated."""
+    crlf = data.find(b"\n\r\n", start)
+    limit = len(data) if crlf < 0 else crlf
+    lf = data.find(b"\n\n", start, limit + 1)
+    if lf >= 0:
+        end, body = lf, lf + 2
+    elif crlf >= 0:
+        end, body = crlf, crlf + 3
+    else:
+        return None
+    if end > 0 and data[end - 1] == 13:
+        end -= 1
+    return end, body
+
+
+def _skip_blank_lines(data: bytes | bytearray, start: int) -> int:
+    n = len(data)
+    while start < n:
+        byte = data[start]
+        if byte == 10:
+            start += 1
+        elif byte == 13 and start + 1 < n and data[start + 1] == 10:
+            start += 2
+        else:
+            break
+    return start
+
+
+def parse_message(data: bytes) -> Request | Response:
+    """Parse one UDP datagram.
+
+    Blank lines before the start line are skipped (RFC 3261 §7.5); the body is the
+    Content-Length octets after the header block (the rest of the datagram when the field
+    is absent, §18.3) and anything after it is ignored.  Raises `SipError` only.
+    """
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    start = _skip_blank_lines(data, 0)
+    if start >= len(data):
+        raise _bad("empty message")
+    end = data.find(b"\r\n\r\n", start)
+    if end >= 0:
+        try:
+            message, length, length_index = _parse_head(data[start:end])
+            body_start = end + 4
+        except _BareLF:
+            end = -1
+    if end < 0:
+        located = _find_head_end(data, start)
+        if located is None:
+            # A datagram that ends after its last header line without the empty line
+            # (baddn.dat) holds no body; read it rather than reject it for that alone.
+            if not data.endswith(b"\n"):
+                raise _bad("no end of header block")
+            located = (len(data) - (2 if data.endswith(b"\r\n") else 1), len(data))
+        end, body_start = located
+        message, length, length_index = _parse_head(data[start:end], lenient=True)
+    if length is None:
+        body = data[body_start:]
+    elif length > len(data) - body_start:
+        raise SipError(
+            f"Content-Length {length} larger than the datagram's {len(data) - body_start}-octet body",
+            partial=message,
+        )
+    else:
+        body = data[body_start : body_start + length]
+    _finish(message, body, length_index)
+    return message
+
+
+class StreamFramer:
+    """Frames messages out of a TCP/TLS byte stream by Content-Length (absent = 0).
+
+    ``feed`` returns the messages completed by the new data.  A framing or parse error
+    raises `SipError` (with ``.messages``: the ones framed earlier in the same call); the
+    framer then stays failed, since the stream can no longer be trusted, and the
+    connection must be closed.  CRLF keep-alives between messages are skipped and counted
+    in `keepalives` (each double CRLF is one ping, RFC 5626 §4.4.1).
+    """
+
+    def __init__(self, *, max_head: int = 65536, max_body: int = 1 << 20) -> None:
+        self.max_head = max_head
+        self.max_body = max_body
+        self.keepalives = 0
+        self._buf = bytearray()
+        self._scan_from = 0  # where to resume looking for the end of the header block
+        self._pending: tuple[Request | Response, int, int | None] | None = None
+        self._crlfs = 0
+        self._error: SipError | None = None
+
+    def feed(self, data: bytes) -> list[Request | Response]:
+        if self._error is not None:
+            raise SipError(f"stream already failed: {self._error.reason}", self._error.status)
+        self._buf += data
+        out: list[Request | Response] = []
+        try:
+            while True:
+                message = self._next()
+                if message is None:
+                    return out
+                out.append(message)
+        except SipError as error:
+            error.messages = out
+            self._error = error
+            raise
+
+    def _next(self) -> Request | Response | None:
+        buf = self._buf
+        if self._pending is None:
+            skip = self._skip_crlf()
+            if skip:
+                del buf[:skip]
+                self._scan_from = 0
+            if not buf:
+                return None
+            located = _find_head_end(buf, max(0, self._scan_from - 3))
+            # The limit applies to where the block ends, not to how much is buffered, so
+            # that the outcome does not depend on how the stream was cut.
+            if (len(buf) if located is None else located[0]) > self.max_head:
+                raise SipError(f"header block longer than {self.max_head} octets", 513)
+            if located is None:
+                self._scan_from = len(buf)
+                return None
+            self._crlfs = 0
+            self._scan_from = 0
+            end, body_start = located
+            message, length, length_index = _parse_head(bytes(buf[:end]), lenient=True)
+            length = length or 0
+            if length > self.max_body:
+                raise SipError(f"Content-Length {length} larger than {self.max_body}", 513)
+            del buf[:body_start]
+            self._pending = (message, length, length_index)
+        message, length, length_index = self._pending
+        if len(buf) < length:
+            return None
+        self._pending = None
+        _finish(message, bytes(buf[:length]), length_index)
+        del buf[:length]
+        return message
+
+    def _skip_crlf(self) -> int:
+        buf, n, i = self._buf, len(self._buf), 0
+        while i < n:
+            byte = buf[i]
+            if byte == 13:
+                if i + 1 >= n:
+                    break  # wait: this CR may begin a CRLF
+                if buf[i + 1] != 10:
+                    break
+                i += 2
+                self._crlfs += 1
+                if self._crlfs == 2:
+                    self.keepalives += 1
+                    self._crlfs = 0
+            elif byte == 10:
+                i += 1
+            else:
+                break
+        return i
