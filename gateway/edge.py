@@ -137,8 +137,25 @@ class Edge:
         self._run(self.tm.receive(msg, addr, transport, self.now()))
 
     def on_rejected(self, data: bytes, addr: tuple[str, int], transport: str, exc: SipError) -> None:
+        """A message the parser refused. A request we can still address gets the error
+        status statelessly (400, 505 …, RFC 4475); a broken response is dropped."""
         log.info("sip_parse_error", source=f"{addr[0]}:{addr[1]}", transport=transport,
                  error=exc.reason)  # fmt: skip
+        req = exc.partial
+        if not isinstance(req, Request) or req.method == "ACK":
+            return
+        try:
+            resp = build_response(req, exc.status, None, to_tag=_tag(req),
+                                  headers=[("Warning", f'399 {self.local.host} "{_printable(exc.reason)}"')])  # fmt: skip
+            dest = addr
+            if transport == "UDP":
+                with contextlib.suppress(SipError):  # an unreadable Via: answer the source
+                    dest = response_address(req.top_via, addr)
+            wire = resp.to_bytes()
+        except (SipError, ValueError):
+            return  # not even a Via to answer to: silence
+        metrics.sip_responses_sent_total.labels(status=str(exc.status)).inc()
+        self._send(wire, dest, transport)
 
     # ---- transaction outputs ---------------------------------------------------------
 
@@ -293,6 +310,11 @@ class Edge:
 
     def _forward_in_dialog(self, tx: str, req: Request) -> None:
         call = self.calls.get(req.call_id or "")
+        if call is None:
+            # Only dialogs this edge set up are routed: forwarding any Route-d request from
+            # anyone would make the edge an open relay (toll fraud).
+            self._respond(tx, req, 481, "Call/Transaction Does Not Exist")
+            return
         if call is not None and req.cseq and req.method not in ("ACK", "CANCEL"):
             if req.from_tag == call.caller_tag:
                 call.caller_cseq = max(call.caller_cseq, req.cseq[0])
@@ -339,8 +361,9 @@ class Edge:
 
     def _forward_ack(self, req: Request) -> None:
         call = self.calls.get(req.call_id or "")
-        if call is not None:
-            call.acked = True
+        if call is None:
+            return  # an ACK for no dialog of ours: absorbed, never relayed
+        call.acked = True
         proxy.pop_own_route(req, self.local)
         request_uri = None
         try:
@@ -392,7 +415,7 @@ class Edge:
             refreshed = self._refreshes.get(tx)
             if refreshed is not None and 200 <= resp.status < 300 and not refreshed.ended:
                 self._arm_expiry(refreshed, resp)
-            back = proxy.strip_own_via(resp)
+            back = proxy.strip_own_via(resp, self.local)
             if back is not None:
                 self._run(self.tm.send_response(relay_to, back, self.now()))
             return
@@ -402,7 +425,7 @@ class Edge:
         cseq = resp.cseq
         if cseq and cseq[1] == "CANCEL":
             return  # the CANCEL's own 200: nothing to relay (§16.10)
-        back = proxy.strip_own_via(resp)
+        back = proxy.strip_own_via(resp, self.local)
         if back is None:
             return
         status = resp.status
@@ -437,7 +460,7 @@ class Edge:
     def _forward_stray(self, resp: Response) -> None:
         """§16.7 / §16.11: a response with no transaction (a late 2xx retransmission) goes
         statelessly to the next Via."""
-        back = proxy.strip_own_via(resp)
+        back = proxy.strip_own_via(resp, self.local)
         if back is None or back.status < 200 or back.status >= 300:
             return
         try:
@@ -649,6 +672,14 @@ def _call_from_record(rec: dict, inv, now: float, wall: datetime) -> Call:
     return call
 
 
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() and c not in '"\\' else "?" for c in text)[:200]
+
+
 def _tag(req: Request) -> str:
     """Our To tag for responses we originate: stable per request (retransmissions agree)."""
-    return proxy.branch_for("tag", req.call_id or "", req.from_tag or "", req.branch or "")[7:19]
+    try:
+        parts = (req.call_id or "", req.from_tag or "", req.branch or "")
+    except SipError:  # a header too broken to read: the raw top Via still identifies it
+        parts = (req.headers.get("Call-ID") or "", (req.headers.get_all("Via") or [""])[0], "")
+    return proxy.branch_for("tag", *parts)[7:19]

@@ -175,8 +175,18 @@ def record_routes(local: Local, inbound: str, outbound: str) -> tuple[str, ...]:
     return (local.record_route(outbound), local.record_route(inbound))
 
 
-def strip_own_via(resp: Response) -> Response | None:
-    """§16.7 step 3: remove our Via; None when no Via remains (the response was for us)."""
+def strip_own_via(resp: Response, local: Local) -> Response | None:
+    """§16.7 step 3: remove our Via. None when the top Via is not ours (the response was not
+    for us: drop it, never forward it — RFC 4475 bcast) or no Via remains below it."""
+    vias = resp.headers.get_all("Via")
+    if not vias:
+        return None
+    try:
+        top = parse_via(vias[0])
+    except SipError:
+        return None
+    if top.host != local.host or (top.port or 5060) not in (local.port, local.tls_port):
+        return None
     headers = resp.headers.copy()
     headers.pop_first("Via")
     if not headers.get_all("Via"):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ipaddress
 import socket
 import ssl
 import time
@@ -114,6 +116,7 @@ class Transports:
         self._streams: dict[tuple[str, str, int], _Stream] = {}
         self._pending: dict[tuple[str, str, int], asyncio.Task] = {}
         self._reaper: asyncio.Task | None = None
+        self._dns: dict[str, tuple[str, float]] = {}
 
     # ---- listening -------------------------------------------------------------------
 
@@ -179,6 +182,13 @@ class Transports:
     # ---- wire out --------------------------------------------------------------------
 
     def send(self, data: bytes, addr: tuple[str, int], name: str) -> None:
+        if not _is_ip(addr[0]):
+            cached = self._dns.get(addr[0])
+            if cached is not None and cached[1] > time.monotonic():
+                addr = (cached[0], addr[1])
+            else:
+                asyncio.get_running_loop().create_task(self._resolve_then_send(data, addr, name))
+                return
         if name == "UDP":
             if self.udp is not None:
                 self.udp.sendto(data, addr)
@@ -188,6 +198,22 @@ class Transports:
             stream.write(data)
             return
         self._connect_then_send(data, addr, name)
+
+    async def _resolve_then_send(self, data: bytes, addr: tuple[str, int], name: str) -> None:
+        """A next hop named by host name (A/AAAA only; RFC 3263 NAPTR/SRV is not done)."""
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                addr[0], addr[1], type=socket.SOCK_DGRAM if name == "UDP" else socket.SOCK_STREAM
+            )
+        except (OSError, UnicodeError) as exc:
+            # The client transaction's timer turns this into a 408 upstream.
+            log.info("dns_failed", host=addr[0], error=str(exc))
+            return
+        ip = infos[0][4][0]
+        self._dns[addr[0]] = (ip, time.monotonic() + 60)
+        if len(self._dns) > 10_000:
+            self._dns.pop(next(iter(self._dns)))
+        self.send(data, (ip, addr[1]), name)
 
     def _connect_then_send(self, data: bytes, addr: tuple[str, int], name: str) -> None:
         key = (name, addr[0], addr[1])
@@ -230,6 +256,15 @@ class Transports:
                 stream.transport.close()
         for udp in self._udp_all:
             udp.close()
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _bound_socket(host: str, port: int, kind: int, reuse_port: bool) -> socket.socket:
