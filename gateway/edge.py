@@ -278,9 +278,12 @@ class Edge:
             warn = f'399 {self.local.host} "{outcome.rule}: {outcome.reason}"'
             reason = f'SIP;cause={outcome.status};text="{outcome.rule}: {outcome.reason}"'
             headers = [("Reason", reason), ("Warning", warn)] if outcome.rule != "A8" else []
+            headers += list(outcome.headers)
             call.final_status = outcome.status
             self._respond(call.server_tx, call.invite, outcome.status, None, headers)
-            await self._finish(call, "rejected", outcome.status, f"{outcome.rule}: {outcome.reason}")
+            # A digest challenge is a step of the call setup, not an attempt: no CDR.
+            await self._finish(call, "rejected", outcome.status, f"{outcome.rule}: {outcome.reason}",
+                               record=outcome.status != 407)  # fmt: skip
             return
         if call.cancelled:
             call.final_status = 487
@@ -590,7 +593,8 @@ class Edge:
 
     # ---- the end of a call -----------------------------------------------------------
 
-    async def _finish(self, call: Call, disposition: str, status: int | None, reason: str | None) -> None:
+    async def _finish(self, call: Call, disposition: str, status: int | None, reason: str | None,
+                      *, record: bool = True) -> None:  # fmt: skip
         if call.ended:
             return
         call.state = "ended"
@@ -604,6 +608,8 @@ class Edge:
             self._by_client_tx.pop(call.client_tx, None)
         metrics.active_calls.dec()
         self._spawn(self._store(self.dialogs.remove(call.call_id)))
+        if not record:
+            return
         metrics.calls_total.labels(disposition=disposition).inc()
         try:
             await self._release(call)

@@ -14,12 +14,16 @@ from dataclasses import dataclass
 
 from gateway.ani import originating_ani
 from gateway.proxy import host_port
+from gateway.sip.digest import Credential, DigestAuthenticator
 from gateway.sip.headers import parse_name_addr, parse_uri
 from gateway.sip.message import Request, SipError
 from rater.admission import SlotStore
 from rater.decision import CallFacts, Decision, decide
-from services import metrics
+from services import logs, metrics
 from services.inventory import Inventory, TrunkGroup
+
+
+log = logs.get("routing")
 
 
 @dataclass(slots=True)
@@ -33,6 +37,7 @@ class Outcome:
     addr: tuple[str, int] | None = None
     slot_held: bool = False
     emergency_level: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # extra headers of a refusal (challenges)
 
     @property
     def forward(self) -> bool:
@@ -54,13 +59,51 @@ def dialled_user(req: Request) -> str:
 
 
 class Router:
-    def __init__(self, inventory: Callable[[], Inventory], slots: SlotStore) -> None:
+    def __init__(
+        self,
+        inventory: Callable[[], Inventory],
+        slots: SlotStore,
+        auth: DigestAuthenticator | None = None,
+    ) -> None:
         self._inventory = inventory
         self.slots = slots
+        self.auth = auth
+
+    def _authenticate(self, inv: Inventory, req: Request) -> TrunkGroup | Outcome:
+        """Rule A8 by digest (RFC 8760): the trunk whose credentials the INVITE proves, or
+        the refusal — 407 with fresh challenges, the same for every number and user."""
+        assert self.auth is not None
+
+        def lookup(username: str, realm: str) -> Credential | None:
+            tg = inv.trunk_for_user(username)
+            if tg is None or tg.digest_realm != realm:
+                return None
+            return Credential(username, realm, dict(tg.digest_ha1))
+
+        if req.headers.get("Proxy-Authorization"):
+            result = self.auth.verify_request(req, lookup, proxy=True)
+            if result.ok and result.username:
+                tg = inv.trunk_for_user(result.username)
+                if tg is not None:
+                    return tg
+            if not result.stale:
+                log.info("digest_refused", reason=result.reason, call_id=req.call_id)
+                metrics.admission_rejections_total.labels(cause="A8").inc()
+                return Outcome(None, None, 403, "Forbidden", "A8")
+            stale = True
+        else:
+            stale = False
+        challenges = tuple(("Proxy-Authenticate", c) for c in self.auth.challenge(stale=stale))
+        return Outcome(None, None, 407, "Proxy Authentication Required", "A8", headers=challenges)
 
     async def route_invite(self, req: Request, source_ip: str, call_id: str) -> Outcome:
         inv = self._inventory()
         tg = inv.trunk_for_source(source_ip)
+        if tg is None and self.auth is not None:
+            found = self._authenticate(inv, req)
+            if isinstance(found, Outcome):
+                return found
+            tg = found
         if tg is None:
             # Rule A8: same answer whatever the number, so nothing is revealed.
             metrics.admission_rejections_total.labels(cause="A8").inc()

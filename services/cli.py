@@ -112,7 +112,7 @@ def provision_apply(file: Path) -> None:
     async def go() -> dict[str, int]:
         conn = await asyncpg.connect(dsn)
         try:
-            return await provision.apply(conn, spec)
+            return await provision.apply(conn, spec, s.sip_realm)
         finally:
             await conn.close()
 

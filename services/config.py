@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     tls_key: str | None = Field(default=None, description="PEM private key for SIP TLS")
     tls_ca: str | None = Field(default=None, description="CA bundle to verify TLS next hops")
     tls_verify: bool = Field(default=True, description="verify TLS next hops' certificates")
+    sip_realm: str = Field(default="sipcc", description="digest realm of trunk credentials")
+    digest_secret: str | None = Field(
+        default=None, description="nonce signing key; set the same on every edge process"
+    )
+    digest_algorithms: str = Field(
+        default="SHA-256,MD5",
+        description="challenge algorithms in order (RFC 8760: SHA-256 first); MD5 alone for "
+        "PBXs that take the first challenge and know only MD5",
+    )
     log_level: str = "info"
     log_json: bool = True
     # A dialog whose BYE never comes is ended after this many seconds (RFC 4028 refines it).

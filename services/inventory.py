@@ -8,6 +8,7 @@ and small-list scans, so a decision costs microseconds.
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -51,6 +52,9 @@ class TrunkGroup:
     source_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     ani_precedence: tuple[str, ...]
     carrier_id: str
+    digest_username: str | None = None
+    digest_realm: str | None = None
+    digest_ha1: tuple[tuple[str, str], ...] = ()  # (algorithm, HA1 hex), never a password
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,7 @@ class Inventory:
     trunk_groups: dict[str, TrunkGroup] = field(default_factory=dict)
     numbers: dict[str, Number] = field(default_factory=dict)
     _by_host: dict[str, TrunkGroup] = field(default_factory=dict)
+    _by_user: dict[str, TrunkGroup] = field(default_factory=dict)
     _by_network: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, TrunkGroup]] = field(
         default_factory=list
     )
@@ -76,7 +81,10 @@ class Inventory:
     def index(self) -> Inventory:
         self._by_host.clear()
         self._by_network.clear()
+        self._by_user.clear()
         for tg in self.trunk_groups.values():
+            if tg.digest_username:
+                self._by_user[tg.digest_username] = tg
             for net in tg.source_networks:
                 if net.num_addresses == 1:
                     self._by_host[str(net.network_address)] = tg
@@ -100,6 +108,10 @@ class Inventory:
                 return candidate
         return None
 
+    def trunk_for_user(self, username: str) -> TrunkGroup | None:
+        """Rule A8, the other way in: the trunk group whose digest username this is."""
+        return self._by_user.get(username)
+
     def owner_of(self, tn: str | None) -> Number | None:
         return self.numbers.get(tn) if tn else None
 
@@ -118,7 +130,8 @@ async def load(conn: asyncpg.Connection | asyncpg.Pool) -> Inventory:
     ):
         inv.customers[r["id"]] = Customer(**dict(r))
     for r in await conn.fetch(
-        """SELECT id, customer_id, trunks, source_ips, ani_precedence, carrier_id
+        """SELECT id, customer_id, trunks, source_ips, ani_precedence, carrier_id,
+                  digest_username, digest_realm, digest_ha1
            FROM trunk_groups"""
     ):
         inv.trunk_groups[r["id"]] = TrunkGroup(
@@ -128,6 +141,9 @@ async def load(conn: asyncpg.Connection | asyncpg.Pool) -> Inventory:
             source_networks=tuple(ipaddress.ip_network(n) for n in r["source_ips"]),
             ani_precedence=tuple(r["ani_precedence"]),
             carrier_id=r["carrier_id"],
+            digest_username=r["digest_username"],
+            digest_realm=r["digest_realm"],
+            digest_ha1=tuple(sorted(json.loads(r["digest_ha1"]).items())) if r["digest_ha1"] else (),
         )
     for r in await conn.fetch("SELECT tn, customer_id, trunk_group_id, origin FROM numbers"):
         inv.numbers[r["tn"]] = Number(**dict(r))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import signal
 import socket
 
@@ -20,6 +21,7 @@ from gateway.dialogs import DialogStore, NoDialogStore
 from gateway.edge import Edge
 from gateway.proxy import Local
 from gateway.routing import Router
+from gateway.sip.digest import DigestAuthenticator
 from gateway.transports import tls_client_context, tls_server_context
 from rater.admission import LocalSlots, RedisSlots, SlotStore
 from services import api, db, inventory, logs, redisconn
@@ -83,7 +85,7 @@ class Node:
                 else NoDialogStore()
             )
             self.edge = Edge(
-                Router(lambda: self.inventory, slots),
+                Router(lambda: self.inventory, slots, self._authenticator()),
                 Local(host, port, s.tls_port if tls_server else None),
                 self._cdr_sink(),
                 name=name,
@@ -115,6 +117,15 @@ class Node:
             if self._tasks[-1].done():
                 self._tasks[-1].result()
         log.info("node_started", roles=sorted(self.roles), http=s.http_listen, sip=s.sip_listen)
+
+    def _authenticator(self) -> DigestAuthenticator:
+        secret = self.settings.digest_secret
+        if not secret:
+            # Nonces signed with a per-process key: fine for one process; several edges
+            # behind one address must share SIPCC_DIGEST_SECRET.
+            secret = secrets.token_hex(32)
+        algorithms = tuple(a.strip() for a in self.settings.digest_algorithms.split(",") if a.strip())
+        return DigestAuthenticator(self.settings.sip_realm, secret.encode(), algorithms=algorithms)
 
     async def _connect_redis(self) -> aioredis.Redis | None:
         url = self.settings.redis_url or LOOPBACK_REDIS_URL

@@ -9,6 +9,7 @@ differs, so applying the same file twice changes nothing the second time.
 from __future__ import annotations
 
 import ipaddress
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -25,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.sip.digest import make_credential
 from rater.numbers import normalize
 from services.inventory import ANI_SOURCES
 
@@ -64,12 +66,26 @@ class AddressIn(_Strict):
     zip: Annotated[str, StringConstraints(pattern=r"^[0-9]{5}(-[0-9]{4})?$")]
 
 
+class DigestIn(_Strict):
+    """SIP digest credentials of a trunk (rule A8); only HA1 values are stored."""
+
+    username: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.+-]{3,64}$")]
+    password: str = Field(min_length=12, max_length=128)
+
+
 class TrunkGroupIn(_Strict):
     id: Slug
     trunks: int = Field(ge=0, le=100_000)
-    source_ips: list[str] = Field(min_length=1)
+    source_ips: list[str] = []
+    digest: DigestIn | None = None
     carrier: Slug
     ani_precedence: list[Literal["pai", "rpid", "from"]] = list(ANI_SOURCES)
+
+    @model_validator(mode="after")
+    def _identified(self) -> TrunkGroupIn:
+        if not self.source_ips and self.digest is None:
+            raise ValueError("a trunk group needs source_ips or digest credentials (rule A8)")
+        return self
 
     @field_validator("source_ips")
     @classmethod
@@ -196,6 +212,13 @@ async def _check_references(conn: asyncpg.Connection, spec: ProvisionFile) -> li
     tg_owner = {
         r["id"]: r["customer_id"] for r in await conn.fetch("SELECT id, customer_id FROM trunk_groups")
     }
+    db_users = {
+        r["digest_username"]: r["id"]
+        for r in await conn.fetch(
+            "SELECT id, digest_username FROM trunk_groups WHERE digest_username IS NOT NULL"
+        )
+    }
+    seen_users: dict[str, str] = {}
     errors: list[str] = []
     rows: list[tuple] = []
     seen_tns: dict[str, str] = {}
@@ -209,6 +232,11 @@ async def _check_references(conn: asyncpg.Connection, spec: ProvisionFile) -> li
             tat = f"{at}.trunk_groups[{ti}] (id={tg.id})"
             if tg.carrier not in carriers:
                 errors.append(f"{tat}.carrier: no carrier {tg.carrier!r}")
+            if tg.digest is not None:
+                holder = seen_users.get(tg.digest.username) or db_users.get(tg.digest.username)
+                if holder is not None and holder != tg.id:
+                    errors.append(f"{tat}.digest.username: already used by trunk group {holder!r}")
+                seen_users[tg.digest.username] = tg.id
             other = seen_tgs.get(tg.id) or tg_owner.get(tg.id)
             if other is not None and other != cust.id:
                 errors.append(f"{tat}.id: trunk group {tg.id!r} belongs to customer {other!r}")
@@ -266,14 +294,18 @@ WHERE (customers.name, customers.status, customers.rate_plan_id, customers.credi
    IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.status, EXCLUDED.rate_plan_id, EXCLUDED.credit_limit)
 """
 _UPSERT_TG = """
-INSERT INTO trunk_groups (id, customer_id, trunks, source_ips, ani_precedence, carrier_id)
-VALUES ($1, $2, $3, $4::cidr[], $5, $6)
+INSERT INTO trunk_groups (id, customer_id, trunks, source_ips, ani_precedence, carrier_id,
+                          digest_username, digest_realm, digest_ha1)
+VALUES ($1, $2, $3, $4::cidr[], $5, $6, $7, $8, $9::jsonb)
 ON CONFLICT (id) DO UPDATE SET trunks = EXCLUDED.trunks, source_ips = EXCLUDED.source_ips,
-    ani_precedence = EXCLUDED.ani_precedence, carrier_id = EXCLUDED.carrier_id, updated_at = now()
+    ani_precedence = EXCLUDED.ani_precedence, carrier_id = EXCLUDED.carrier_id,
+    digest_username = EXCLUDED.digest_username, digest_realm = EXCLUDED.digest_realm,
+    digest_ha1 = EXCLUDED.digest_ha1, updated_at = now()
 WHERE (trunk_groups.trunks, trunk_groups.source_ips, trunk_groups.ani_precedence,
-       trunk_groups.carrier_id)
+       trunk_groups.carrier_id, trunk_groups.digest_username, trunk_groups.digest_realm,
+       trunk_groups.digest_ha1)
    IS DISTINCT FROM (EXCLUDED.trunks, EXCLUDED.source_ips, EXCLUDED.ani_precedence,
-       EXCLUDED.carrier_id)
+       EXCLUDED.carrier_id, EXCLUDED.digest_username, EXCLUDED.digest_realm, EXCLUDED.digest_ha1)
 """
 _UPSERT_NUMBER = """
 INSERT INTO numbers (tn, customer_id, trunk_group_id, origin) VALUES ($1, $2, $3, $4)
@@ -296,7 +328,9 @@ def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-async def apply(conn: asyncpg.Connection, spec: ProvisionFile) -> dict[str, int]:
+async def apply(
+    conn: asyncpg.Connection, spec: ProvisionFile, realm_name: str = "sipcc"
+) -> dict[str, int]:
     """Write `spec` in one transaction; returns rows changed per table (all 0 when up to date)."""
     changed = dict.fromkeys(
         ("carriers", "rate_plans", "customers", "trunk_groups", "numbers", "registered_addresses"),
@@ -323,10 +357,15 @@ async def apply(conn: asyncpg.Connection, spec: ProvisionFile) -> dict[str, int]
                 )
             )  # fmt: skip
             for tg in cust.trunk_groups:
+                user = realm = ha1s = None
+                if tg.digest is not None:
+                    user, realm = tg.digest.username, realm_name
+                    ha1s = json.dumps(make_credential(user, realm, tg.digest.password).ha1,
+                                      sort_keys=True)  # fmt: skip
                 changed["trunk_groups"] += _count(
                     await conn.execute(
                         _UPSERT_TG, tg.id, cust.id, tg.trunks, tg.source_ips,
-                        tg.ani_precedence, tg.carrier,
+                        tg.ani_precedence, tg.carrier, user, realm, ha1s,
                     )
                 )  # fmt: skip
         for tn, customer_id, tg_id, origin, addr in number_rows:

@@ -62,3 +62,44 @@ async def test_call_flow(pg, start_node, tmp_path, uac, uas, calls, extra, dispo
         assert all(r["billed_seconds"] == 0 and r["amount"] == 0 for r in rows)
     # Every slot came back.
     assert "sipcc_trunk_slots_in_use 0.0" in node.metrics()
+
+
+def digest_trunk(password: str = "correct-horse-battery") -> dict:
+    """acme's trunk group authenticated by digest only: no source IP (rule A8)."""
+    doc = example(trunks=5, source_ips=["192.0.2.77"])
+    doc["customers"][0]["trunk_groups"].append({
+        "id": "acme-roaming", "trunks": 5, "carrier": "loopback-carrier",
+        "digest": {"username": "acme-roaming", "password": password},
+    })  # fmt: skip
+    return doc
+
+
+@pytest.mark.rule("A8")
+async def test_digest_authenticated_trunk(pg, start_node, tmp_path) -> None:
+    # SIPp 3.6 computes MD5 only and answers the first challenge: offer MD5 alone, as an
+    # operator would for such PBXs (SHA-256 is covered in tests/unit/test_digest.py).
+    node = await start_node(digest_trunk(), SIPCC_DIGEST_ALGORITHMS="MD5")
+    stored = await pg.fetchrow("SELECT digest_ha1::text AS h FROM trunk_groups WHERE id = 'acme-roaming'")
+    assert "correct-horse" not in stored["h"] and "SHA-256" in stored["h"]  # HA1 only
+    carrier = Uas(tmp_path / "uas", port=CARRIER_PORT)
+    # SIPp digests "sip:<remote>" unless told the Request-URI, which the edge checks.
+    auth_uri = ("-auth_uri", f"{NEW_YORK}@127.0.0.1:{node.sip_port}")
+    try:
+        inf = write_injection(tmp_path / "calls.csv", [(NEW_YORK, "+17275550100")] * 3)
+        ok = run_uac(tmp_path / "uac", f"127.0.0.1:{node.sip_port}", inf, calls=3, rate=10,
+                     limit=3, duration_ms=300, scenario="uac_auth.xml",
+                     extra=("-au", "acme-roaming", "-ap", "correct-horse-battery", *auth_uri))  # fmt: skip
+        bad = run_uac(tmp_path / "uac-bad", f"127.0.0.1:{node.sip_port}", inf, calls=1, rate=1,
+                      limit=1, duration_ms=300, scenario="uac_auth.xml", timeout=10,
+                      extra=("-au", "acme-roaming", "-ap", "wrong-password-123", *auth_uri))  # fmt: skip
+    finally:
+        carrier.stop()
+    assert ok.returncode == 0, ok.output + node.log()
+    assert ok.counts["2_407_recv"] == 3
+    rows = await cdrs(pg, 4)
+    # The 407 challenges leave no CDR; the wrong password one 'rejected' attempt.
+    assert sorted(((r["trunk_id"] or "-"), r["disposition"], r["sip_status"]) for r in rows) == [
+        ("-", "rejected", 403)] + [("acme-roaming", "answered", 200)] * 3  # fmt: skip
+    # A wrong password is refused like an unknown source: 403, nothing revealed.
+    assert bad.returncode != 0
+    assert 'sipcc_admission_rejections_total{cause="A8"} 1.0' in node.metrics()

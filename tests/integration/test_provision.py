@@ -121,3 +121,22 @@ async def test_cli_migrate_twice_and_apply(pg, pg_dsn, tmp_path, monkeypatch) ->
     assert out.returncode == 2
     assert "trunk_groups[0] (id=acme-main).trunks" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.rule("A8")
+async def test_digest_trunk_stores_only_ha1_and_is_idempotent(pg) -> None:
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["customers"][0]["trunk_groups"].append(
+        {"id": "acme-roaming", "trunks": 1, "carrier": "loopback-carrier",
+         "digest": {"username": "acme-roaming", "password": "correct-horse-battery"}}
+    )  # fmt: skip
+    spec = provision.parse(yaml.safe_dump(doc))
+    assert (await provision.apply(pg, spec))["trunk_groups"] == 2
+    assert set((await provision.apply(pg, spec)).values()) == {0}
+    row = await pg.fetchrow("SELECT * FROM trunk_groups WHERE id = 'acme-roaming'")
+    assert "correct-horse-battery" not in str(dict(row))
+    inv = await inventory.load(pg)
+    assert inv.trunk_for_user("acme-roaming").id == "acme-roaming"
+    doc["customers"][0]["trunk_groups"][1].pop("digest")
+    with pytest.raises(provision.ProvisionError, match=r"trunk_groups\[1\] \(id=acme-roaming\): Value error, a trunk group needs source_ips or digest"):
+        provision.parse(yaml.safe_dump(doc))
