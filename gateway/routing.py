@@ -22,7 +22,6 @@ from rater.decision import CallFacts, Decision, decide
 from services import logs, metrics
 from services.inventory import Inventory, TrunkGroup
 
-
 log = logs.get("routing")
 
 
