@@ -17,12 +17,14 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# SIPp is the real SIP peer of the integration tests (Debian package sip-tester).
+# SIPp is the real SIP peer of the integration tests (Debian package sip-tester); Debian's
+# SIPp has no TLS, so the TLS test puts stunnel (stunnel4) in front of it.
 sipp:
-	@command -v sipp >/dev/null 2>&1 || { \
-	  echo "installing SIPp (apt-get install sip-tester)"; \
+	@if ! command -v sipp >/dev/null 2>&1 || ! command -v stunnel >/dev/null 2>&1; then \
+	  echo "installing SIPp and stunnel (apt-get install sip-tester stunnel4)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester; }
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester stunnel4; fi
 
 run: venv
 	$(BIN)/python -m services.launch
