@@ -73,6 +73,17 @@ class NodeProcess:
         self.stop()
         raise RuntimeError(f"sipcc serve not ready in {timeout}s: {self.log()}")
 
+    def kill(self) -> None:
+        """A crash: SIGKILL, no drain, nothing flushed."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+
+    def restart(self, timeout: float = 20) -> NodeProcess:
+        """The same node again: same ports, so the same edge name and its dialogs."""
+        return self.start(timeout)
+
     def metrics(self) -> str:
         return httpx.get(self.http + "/metrics", timeout=5).text
 
