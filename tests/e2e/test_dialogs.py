@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 
 from tests.e2e.conftest import CARRIER_PORT, example
 from tests.e2e.test_sip_scenarios import NEW_YORK, cdrs
@@ -34,7 +33,7 @@ async def test_restarted_edge_finishes_the_calls_it_carried(pg, start_node, tmp_
             await asyncio.sleep(0.1)
         assert "sipcc_trunk_slots_in_use 3.0" in node.metrics()
         node.kill()  # a crash mid-call: the BYEs come to a new process
-        time.sleep(0.5)
+        await asyncio.sleep(0.5)
         node.restart()
         assert uac.wait(60) == 0, uac.stderr.read().decode()
     finally:
