@@ -86,9 +86,17 @@ class Edge:
 
     async def start(self, host: str, port: int, *, tcp: bool = True,
                     tls: ssl.SSLContext | None = None, tls_port: int | None = None,
-                    client_tls: ssl.SSLContext | None = None, reuse_port: bool = False) -> None:  # fmt: skip
+                    client_tls: ssl.SSLContext | None = None, reuse_port: bool = False,
+                    own_port: int | None = None) -> None:  # fmt: skip
+        """Listen on `port`; a worker among several (reuse_port) also owns `own_port`, which
+        is in its Via and Record-Route so responses and in-dialog requests come back to it."""
         self._loop = asyncio.get_running_loop()
         self.transports = Transports(self.on_message, self.on_rejected, client_tls=client_tls)
+        if own_port is not None:
+            # First, so it is the socket we send from: replies to our source reach us too.
+            await self.transports.listen_udp(host, own_port)
+            if tcp:
+                await self.transports.listen_stream(host, own_port, "TCP")
         await self.transports.listen_udp(host, port, reuse_port=reuse_port)
         if tcp:
             await self.transports.listen_stream(host, port, "TCP", reuse_port=reuse_port)

@@ -27,12 +27,13 @@ class Local:
     host: str
     port: int
     tls_port: int | None = None
+    aliases: tuple[int, ...] = ()  # the shared port of several workers (SO_REUSEPORT)
 
     def is_me(self, uri: Uri) -> bool:
         if uri.host != self.host:
             return False
         port = uri.port or (5061 if uri.scheme == "sips" else 5060)
-        return port == self.port or port == self.tls_port
+        return port in (self.port, self.tls_port) or port in self.aliases
 
     def port_for(self, transport: str) -> int:
         return self.tls_port if transport == "TLS" and self.tls_port else self.port
@@ -185,7 +186,7 @@ def strip_own_via(resp: Response, local: Local) -> Response | None:
         top = parse_via(vias[0])
     except SipError:
         return None
-    if top.host != local.host or (top.port or 5060) not in (local.port, local.tls_port):
+    if top.host != local.host or (top.port or 5060) not in (local.port, local.tls_port, *local.aliases):
         return None
     headers = resp.headers.copy()
     headers.pop_first("Via")

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     )
     http_listen: str = Field(default="127.0.0.1:8080", description="HTTP API host:port")
     sip_tcp: bool = Field(default=True, description="also listen for SIP over TCP")
+    sip_workers: int = Field(
+        default=1, ge=1, le=64,
+        description="edge processes sharing the SIP port (SO_REUSEPORT); each also owns "
+        "port sip_port + 1 + index, which it puts in Via and Record-Route",
+    )
+    worker_index: int = Field(default=0, ge=0, description="set by the supervisor, not by hand")
     tls_port: int | None = Field(default=None, description="SIP over TLS port (needs cert/key)")
     tls_cert: str | None = Field(default=None, description="PEM certificate chain for SIP TLS")
     tls_key: str | None = Field(default=None, description="PEM private key for SIP TLS")

@@ -27,6 +27,7 @@ from rater.admission import LocalSlots, RedisSlots, SlotStore
 from services import api, db, inventory, logs, redisconn
 from services.cdr import CdrEvent, CdrPublisher, CdrWriter
 from services.config import LOOPBACK_DATABASE_URL, LOOPBACK_REDIS_URL, Settings
+from services.workers import WorkerSupervisor
 
 log = logs.get("node")
 ALL_ROLES = frozenset({"gateway", "rater", "e911", "cdr-writer", "api"})
@@ -49,6 +50,7 @@ class Node:
         self._listener: asyncpg.Connection | None = None
         self._http: uvicorn.Server | None = None
         self._stop = asyncio.Event()
+        self.workers: WorkerSupervisor | None = None
 
     @property
     def database_url(self) -> str:
@@ -73,6 +75,11 @@ class Node:
             else:
                 slots = LocalSlots(s.slot_ttl_seconds)
             host, port = s.sip_public
+            shared = None
+            if s.sip_workers > 1:
+                if self.redis is None:
+                    raise DependencyError("several SIP workers need Redis for trunk slots")
+                shared, port = port, port + 1 + s.worker_index
             tls_server = None
             if s.tls_port and s.tls_cert and s.tls_key:
                 tls_server = tls_server_context(s.tls_cert, s.tls_key)
@@ -86,7 +93,8 @@ class Node:
             )
             self.edge = Edge(
                 Router(lambda: self.inventory, slots, self._authenticator()),
-                Local(host, port, s.tls_port if tls_server else None),
+                Local(host, port, s.tls_port if tls_server else None,
+                      aliases=(shared,) if shared else ()),
                 self._cdr_sink(),
                 name=name,
                 dialogs=dialogs,
@@ -97,7 +105,12 @@ class Node:
             await self.edge.start(
                 *s.sip_addr, tcp=s.sip_tcp, tls=tls_server, tls_port=s.tls_port,
                 client_tls=tls_client_context(s.tls_ca, s.tls_verify),
+                reuse_port=s.sip_workers > 1,
+                own_port=s.sip_addr[1] + 1 + s.worker_index if s.sip_workers > 1 else None,
             )  # fmt: skip
+            if s.sip_workers > 1 and s.worker_index == 0:
+                self.workers = WorkerSupervisor(s)
+                self._tasks.append(asyncio.create_task(self.workers.run()))
         if "cdr-writer" in self.roles and self.redis is not None:
             self.writer = CdrWriter(
                 self.pool, self.redis, s.redis_prefix + s.cdr_stream, batch_max=s.cdr_batch_max
@@ -190,6 +203,8 @@ class Node:
         return checks
 
     async def stop(self, drain_seconds: float = 0) -> None:
+        if self.workers is not None:
+            self.workers.stop()
         if self.edge is not None:
             await self.edge.stop(drain_seconds)
         if self.writer is not None:
@@ -203,6 +218,8 @@ class Node:
                 await task
         if self._listener is not None:
             await self._listener.close()
+        if self.workers is not None:
+            await asyncio.to_thread(self.workers.wait, drain_seconds + 5)
         if self.redis is not None:
             await self.redis.aclose()
         if self.pool is not None:

@@ -21,23 +21,32 @@ def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
         return s.getsockname()[1]
 
 
-def free_sip_port(host: str = "127.0.0.1") -> int:
-    """A port free for both UDP and TCP: the edge listens on both."""
-    for _ in range(50):
-        port = free_port(host, socket.SOCK_DGRAM)
+def _free(host: str, port: int, kinds: tuple[int, ...]) -> bool:
+    for kind in kinds:
         try:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            with socket.socket(socket.AF_INET, kind) as s:
                 s.bind((host, port))
-            return port
         except OSError:
-            continue
-    raise RuntimeError("no port free for both UDP and TCP")
+            return False
+    return True
+
+
+def free_sip_port(host: str = "127.0.0.1", following: int = 0) -> int:
+    """A port free for both UDP and TCP (the edge listens on both), and the `following`
+    ports after it too (the own ports of SIP workers)."""
+    both = (socket.SOCK_DGRAM, socket.SOCK_STREAM)
+    for _ in range(200):
+        port = free_port(host, socket.SOCK_DGRAM)
+        if port + following < 65536 and all(_free(host, port + i, both) for i in range(following + 1)):
+            return port
+    raise RuntimeError("no free run of ports for UDP and TCP")
 
 
 class NodeProcess:
     def __init__(self, database_url: str, redis_prefix: str, log_path: Path, **env: str) -> None:
-        self.sip_port = free_sip_port()
-        self.http_port = free_port()
+        workers = int(env.get("SIPCC_SIP_WORKERS", "1"))
+        self.sip_port = free_sip_port(following=workers if workers > 1 else 0)
+        self.http_port = free_sip_port(following=workers - 1)
         self.log_path = log_path
         self.env = {
             **os.environ,
