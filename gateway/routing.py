@@ -98,7 +98,9 @@ class Router:
     async def route_invite(self, req: Request, source_ip: str, call_id: str) -> Outcome:
         inv = self._inventory()
         tg = inv.trunk_for_source(source_ip)
-        if tg is None and self.auth is not None:
+        # Challenge only where some trunk authenticates by digest; otherwise an unknown
+        # source is simply refused (and scanners are not invited to guess passwords).
+        if tg is None and self.auth is not None and inv.has_digest_trunks:
             found = self._authenticate(inv, req)
             if isinstance(found, Outcome):
                 return found

@@ -144,6 +144,17 @@ class CdrWriter:
     def stop(self) -> None:
         self._stopping.set()
 
+    async def drain(self) -> None:
+        """Write what is still on the stream (a node stopping after its last calls)."""
+        while True:
+            resp = await self._r.xreadgroup(
+                GROUP, self.consumer, {self.stream: ">"}, count=self.batch_max
+            )
+            entries = resp[0][1] if resp else []
+            if not entries:
+                return
+            await self.write(entries)
+
     async def _drain_pending(self) -> None:
         while True:
             resp = await self._r.xreadgroup(

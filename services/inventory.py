@@ -108,6 +108,10 @@ class Inventory:
                 return candidate
         return None
 
+    @property
+    def has_digest_trunks(self) -> bool:
+        return bool(self._by_user)
+
     def trunk_for_user(self, username: str) -> TrunkGroup | None:
         """Rule A8, the other way in: the trunk group whose digest username this is."""
         return self._by_user.get(username)

@@ -209,6 +209,10 @@ class Node:
             await self.edge.stop(drain_seconds)
         if self.writer is not None:
             self.writer.stop()
+            try:
+                await asyncio.wait_for(self.writer.drain(), 10)
+            except Exception as exc:  # left on the stream: the next writer takes it
+                log.warning("cdr_drain_incomplete", error=repr(exc))
         if self._http is not None:
             self._http.should_exit = True
         for task in self._tasks:
