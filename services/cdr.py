@@ -136,9 +136,12 @@ class CdrWriter:
                 for _stream, entries in resp or []:
                     if entries:
                         await self.write(entries)
-            except (OSError, aioredis.ConnectionError, asyncpg.PostgresConnectionStatusError,
-                    asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as exc:  # fmt: skip
-                log.warning("cdr_writer_retry", error=str(exc))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Whatever failed (Postgres or Redis away, a pool timeout, a bad batch), the
+                # entries stay pending and are retried: the writer must never die quietly.
+                log.warning("cdr_writer_retry", error=repr(exc), exc_info=True)
                 await asyncio.sleep(1)
 
     def stop(self) -> None:
