@@ -9,8 +9,9 @@ because their transactions died with the process. Either way no call vanishes.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from decimal import Decimal
 
@@ -18,10 +19,14 @@ import redis.asyncio as aioredis
 
 from gateway.calls import Call
 from rater.decision import Decision
+from services.redisbatch import RedisBatcher
 
 _FIELDS = ("call_id", "server_tx", "transport", "out_transport", "state", "caller_tag",
            "caller_target", "callee_target", "caller_from", "callee_to", "caller_cseq",
            "callee_cseq", "session_expires", "final_status", "cancelled", "acked")  # fmt: skip
+
+
+_DECISION_FIELDS = tuple(f.name for f in fields(Decision))
 
 
 def to_record(call: Call, now_mono: float, now_wall: datetime) -> str:
@@ -32,9 +37,11 @@ def to_record(call: Call, now_mono: float, now_wall: datetime) -> str:
     rec["saved_wall"] = now_wall.isoformat()
     o = call.outcome
     if o is not None:
-        d = asdict(o.decision) if o.decision else None
-        if d and d["rate_per_minute"] is not None:
-            d["rate_per_minute"] = str(d["rate_per_minute"])
+        d = None
+        if o.decision is not None:
+            d = {f: getattr(o.decision, f) for f in _DECISION_FIELDS}
+            if d["rate_per_minute"] is not None:
+                d["rate_per_minute"] = str(d["rate_per_minute"])
         rec["outcome"] = {
             "decision": d, "trunk": o.trunk.id if o.trunk else None, "addr": o.addr,
             "request_uri": o.request_uri, "slot_held": o.slot_held,
@@ -53,30 +60,34 @@ def decision_from(d: dict | None) -> Decision | None:
 
 
 class DialogStore:
+    persistent = True
+
     def __init__(self, client: aioredis.Redis, prefix: str, edge: str, ttl_seconds: int) -> None:
-        self._r = client
+        self._r = RedisBatcher(client)
         self._index = f"{prefix}dialogs:{edge}"
         self._key = f"{prefix}dialog:{edge}:"
         # A record outlives the longest call a little; an abandoned one cleans itself up.
         self._ttl = ttl_seconds
 
     async def save(self, record_id: str, record: str) -> None:
-        async with self._r.pipeline(transaction=True) as p:
-            p.set(self._key + record_id, record, ex=self._ttl)
-            p.sadd(self._index, record_id)
-            await p.execute()
+        # Batched commands keep their order, so a later remove always follows this save.
+        await asyncio.gather(
+            self._r.execute("SET", self._key + record_id, record, "EX", self._ttl),
+            self._r.execute("SADD", self._index, record_id),
+        )
 
     async def remove(self, record_id: str) -> None:
-        async with self._r.pipeline(transaction=True) as p:
-            p.delete(self._key + record_id)
-            p.srem(self._index, record_id)
-            await p.execute()
+        await asyncio.gather(
+            self._r.execute("DEL", self._key + record_id),
+            self._r.execute("SREM", self._index, record_id),
+        )
 
     async def load(self) -> list[dict]:
-        ids = [i.decode() if isinstance(i, bytes) else i for i in await self._r.smembers(self._index)]
+        client = self._r.client
+        ids = [i.decode() if isinstance(i, bytes) else i for i in await client.smembers(self._index)]
         if not ids:
             return []
-        raw = await self._r.mget([self._key + i for i in ids])
+        raw = await client.mget([self._key + i for i in ids])
         out = []
         gone = []
         for record_id, value in zip(ids, raw, strict=True):
@@ -85,12 +96,14 @@ class DialogStore:
             else:
                 out.append(json.loads(value))
         if gone:
-            await self._r.srem(self._index, *gone)
+            await client.srem(self._index, *gone)
         return out
 
 
 class NoDialogStore:
     """Without Redis a restart forgets its calls; their slots are in-process too."""
+
+    persistent = False
 
     async def save(self, record_id: str, record: str) -> None:
         return None

@@ -567,7 +567,7 @@ class Edge:
                 self._run(outs)
 
     def _persist(self, call: Call) -> None:
-        if call.ended:
+        if call.ended or not self.dialogs.persistent:
             return
         record = to_record(call, self.now(), wall_now())
         self._spawn(self._store(self.dialogs.save(call.call_id, record)))

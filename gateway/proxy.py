@@ -83,8 +83,11 @@ def validate(req: Request, local: Local) -> tuple[int, str, list[tuple[str, str]
 
 def is_loop(req: Request, local: Local) -> bool:
     """§16.3 step 4: our own sent-by in a Via with the branch we would compute again."""
+    vias = req.headers.get_all("Via")
+    if len(vias) < 2 and not any(local.host in v for v in vias):
+        return False  # the common case: a request straight from a PBX or carrier
     own = MAGIC + _digest(*_loop_key(req))
-    for value in req.headers.get_all("Via"):
+    for value in vias:
         try:
             via = parse_via(value)
         except SipError:
@@ -179,20 +182,19 @@ def record_routes(local: Local, inbound: str, outbound: str) -> tuple[str, ...]:
 def strip_own_via(resp: Response, local: Local) -> Response | None:
     """§16.7 step 3: remove our Via. None when the top Via is not ours (the response was not
     for us: drop it, never forward it — RFC 4475 bcast) or no Via remains below it."""
-    vias = resp.headers.get_all("Via")
-    if not vias:
-        return None
     try:
-        top = parse_via(vias[0])
+        top = resp.top_via
     except SipError:
         return None
-    if top.host != local.host or (top.port or 5060) not in (local.port, local.tls_port, *local.aliases):
+    if top is None or top.host != local.host:
         return None
-    headers = resp.headers.copy()
-    headers.pop_first("Via")
-    if not headers.get_all("Via"):
+    if (top.port or 5060) not in (local.port, local.tls_port, *local.aliases):
         return None
-    return Response(resp.status, resp.reason, headers, resp.body)
+    # The parsed response is ours alone: edit it in place rather than copy its headers.
+    resp.headers.pop_first("Via")
+    if not resp.headers.get("Via"):
+        return None
+    return resp
 
 
 def host_port(uri: Uri) -> tuple[str, int]:

@@ -12,9 +12,12 @@ they can never go negative.
 from __future__ import annotations
 
 import time
+from hashlib import sha1
 from typing import Protocol
 
 import redis.asyncio as aioredis
+
+from services.redisbatch import RedisBatcher
 
 _ACQUIRE = """
 local now = redis.call('TIME')
@@ -55,11 +58,11 @@ class SlotStore(Protocol):
 
 class RedisSlots:
     def __init__(self, client: aioredis.Redis, prefix: str, ttl_seconds: float) -> None:
-        self._r = client
+        self._r = RedisBatcher(client)
         self._prefix = prefix
         self._ttl_ms = int(ttl_seconds * 1000)
-        self._acquire = client.register_script(_ACQUIRE)
-        self._refresh = client.register_script(_REFRESH)
+        self._acquire_sha = sha1(_ACQUIRE.encode()).hexdigest()
+        self._refresh_sha = sha1(_REFRESH.encode()).hexdigest()
 
     def key(self, trunk_group: str) -> str:
         return f"{self._prefix}slots:{trunk_group}"
@@ -67,22 +70,25 @@ class RedisSlots:
     async def acquire(self, trunk_group: str, call_id: str, limit: int) -> bool:
         if limit <= 0:
             return False
-        got = await self._acquire(keys=[self.key(trunk_group)], args=[call_id, limit, self._ttl_ms])
+        got = await self._r.eval(
+            _ACQUIRE, self._acquire_sha, [self.key(trunk_group)], [call_id, limit, self._ttl_ms]
+        )
         return got == 1
 
     async def release(self, trunk_group: str, call_id: str) -> bool:
-        return await self._r.zrem(self.key(trunk_group), call_id) == 1
+        return await self._r.execute("ZREM", self.key(trunk_group), call_id) == 1
 
     async def refresh(self, leases: list[tuple[str, str]]) -> int:
         if not leases:
             return 0
         keys = [self.key(tg) for tg, _ in leases]
-        return await self._refresh(keys=keys, args=[self._ttl_ms, *[c for _, c in leases]])
+        return await self._r.eval(
+            _REFRESH, self._refresh_sha, keys, [self._ttl_ms, *[c for _, c in leases]]
+        )
 
     async def in_use(self, trunk_group: str) -> int:
-        key = self.key(trunk_group)
         now_ms = int(time.time() * 1000)
-        return await self._r.zcount(key, now_ms, "+inf")
+        return await self._r.execute("ZCOUNT", self.key(trunk_group), now_ms, "+inf")
 
 
 class LocalSlots:
