@@ -71,6 +71,12 @@ cdr_lag_seconds = Gauge(
     "Age of the oldest CDR event in the last committed batch (call end → row committed)",
     registry=REGISTRY,
 )
+event_loop_lag_seconds = Histogram(
+    "sipcc_event_loop_lag_seconds",
+    "How late a 100 ms timer fires: time this process could not answer anything",
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
 http_requests_total = Counter(
     "sipcc_http_requests_total", "HTTP API requests", ["route", "status"], registry=REGISTRY
 )

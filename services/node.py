@@ -24,7 +24,7 @@ from gateway.routing import Router
 from gateway.sip.digest import DigestAuthenticator
 from gateway.transports import tls_client_context, tls_server_context
 from rater.admission import LocalSlots, RedisSlots, SlotStore
-from services import api, db, inventory, logs, redisconn
+from services import api, db, inventory, logs, metrics, redisconn
 from services.cdr import CdrEvent, CdrPublisher, CdrWriter
 from services.config import LOOPBACK_DATABASE_URL, LOOPBACK_REDIS_URL, Settings
 from services.workers import WorkerSupervisor
@@ -35,6 +35,15 @@ ALL_ROLES = frozenset({"gateway", "rater", "e911", "cdr-writer", "api"})
 
 class DependencyError(RuntimeError):
     pass
+
+
+async def _watch_loop_lag(period: float = 0.1) -> None:
+    """Every SIP message waits behind whatever blocks the loop; measure it (ops' p99)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(period)
+        metrics.event_loop_lag_seconds.observe(max(0.0, loop.time() - before - period))
 
 
 class Node:
@@ -67,6 +76,7 @@ class Node:
         self._listener = await asyncpg.connect(self.database_url)
         await self._listener.add_listener("sipcc_inventory", self._on_notify)
         self._tasks.append(asyncio.create_task(self._resync_loop()))
+        self._tasks.append(asyncio.create_task(_watch_loop_lag()))
 
         if "gateway" in self.roles:
             slots: SlotStore
