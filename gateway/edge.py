@@ -81,6 +81,7 @@ class Edge:
         self._tasks: set[asyncio.Task] = set()
         self._draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._refresher: asyncio.Task | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -102,7 +103,7 @@ class Edge:
             await self.transports.listen_stream(host, port, "TCP", reuse_port=reuse_port)
         if tls is not None and tls_port:
             await self.transports.listen_stream(host, tls_port, "TLS", tls=tls, reuse_port=reuse_port)
-        self._spawn(self._refresh_slots())
+        self._refresher = self._spawn(self._refresh_slots())
         await self.recover()
         log.info("sip_listening", host=host, port=port, tcp=tcp, tls_port=tls_port if tls else None)
 
@@ -112,10 +113,14 @@ class Edge:
         deadline = asyncio.get_running_loop().time() + drain_seconds
         while self.calls and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.1)
-        for task in list(self._tasks):
-            task.cancel()
         for call in list(self.calls.values()):
             await self._finish(call, "truncated", None, "edge stopped")
+        if self._refresher is not None:
+            self._refresher.cancel()
+        # Calls that ended just now are still publishing their CDRs: let them.
+        pending = [t for t in self._tasks if t is not self._refresher]
+        if pending:
+            await asyncio.wait(pending, timeout=5)
         if self.transports is not None:
             self.transports.close()
         if self._timer:

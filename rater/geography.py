@@ -6,10 +6,11 @@ out-of-the-box answer that needs no import: the state of an NPA.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import phonenumbers
-from phonenumbers import geocoder
+from phonenumbers import PhoneMetadata, geocoder
 
 STATES = {
     "Alabama": "AL", "Alaska": "AK", "Arizona": "AZ", "Arkansas": "AR", "California": "CA",
@@ -55,3 +56,53 @@ def state_of(e164: str) -> str | None:
     if not e164.startswith("+1") or len(e164) != 12:
         return None
     return _state_of_npanxx(e164[2:8])
+
+
+# NPAs whose area differs from the rest of their region: phonenumbers calls them "US", the
+# agreement treats them apart (R2, R7, R10). Each state has exactly one NPA.
+_US_NPA_AREAS = {"907": "AK", "808": "HI"}
+_NANP_LEADING = tuple(
+    (re.compile(md.leading_digits), region)
+    for region in phonenumbers.region_codes_for_country_code(1)
+    if (md := PhoneMetadata.metadata_for_region(region)) is not None and md.leading_digits
+)
+# Canada and the US share the NANP without leading digits; their fixed-line patterns list
+# their NPAs (any NXX of 2-9 follows).
+_CA_PATTERN = re.compile(PhoneMetadata.metadata_for_region("CA").fixed_line.national_number_pattern)
+_US_PATTERN = re.compile(PhoneMetadata.metadata_for_region("US").fixed_line.national_number_pattern)
+
+
+@lru_cache(maxsize=2048)
+def nanp_area(npa: str) -> str | None:
+    """The area of a NANP geographic NPA: 'US' (continental, with DC), 'AK', 'HI', a US
+    territory ('PR', 'VI', 'GU', 'MP', 'AS'), 'CA', another NANP country's ISO code, or None."""
+    if npa in _US_NPA_AREAS:
+        return _US_NPA_AREAS[npa]
+    sample = npa + "2345678"
+    for pattern, region in _NANP_LEADING:
+        if pattern.match(sample):
+            return region
+    if _CA_PATTERN.fullmatch(sample):
+        return "CA"
+    if _US_PATTERN.fullmatch(sample):
+        return "US"
+    return None
+
+
+@lru_cache(maxsize=4096)
+def _country_area(prefix: str) -> str | None:
+    try:
+        number = phonenumbers.parse("+" + prefix)
+    except phonenumbers.NumberParseException:
+        return None
+    region = phonenumbers.region_code_for_country_code(number.country_code)
+    return None if region == "ZZ" else region
+
+
+def area_of(e164: str) -> str | None:
+    """The area of an E.164 number as the agreement sees it (see `nanp_area`); outside the
+    NANP the ISO region of its country code ('MX', 'GB'; '001' for global services)."""
+    if e164.startswith("+1"):
+        return nanp_area(e164[2:5]) if len(e164) == 12 else None
+    # Country codes are 1-3 digits; 8 digits always hold one with room to parse.
+    return _country_area(e164[1:9])
