@@ -45,6 +45,17 @@ KNOWN_METHODS = frozenset(
 )  # fmt: skip
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, INFO, REFER, NOTIFY"
 
+# Bound metric children: labels() per message is a dict lookup and a lock we need not pay.
+_REQUESTS = {m: metrics.sip_requests_total.labels(method=m) for m in (*KNOWN_METHODS, "other")}
+_SENT: dict[int, object] = {}
+
+
+def _sent(status: int) -> None:
+    child = _SENT.get(status)
+    if child is None:
+        child = _SENT[status] = metrics.sip_responses_sent_total.labels(status=str(status))
+    child.inc()  # type: ignore[attr-defined]
+
 
 class Edge:
     def __init__(
@@ -145,8 +156,7 @@ class Edge:
 
     def on_message(self, msg: Request | Response, addr: tuple[str, int], transport: str) -> None:
         if isinstance(msg, Request):
-            method = msg.method if msg.method in KNOWN_METHODS else "other"
-            metrics.sip_requests_total.labels(method=method).inc()
+            _REQUESTS.get(msg.method, _REQUESTS["other"]).inc()
         self._run(self.tm.receive(msg, addr, transport, self.now()))
 
     def on_rejected(self, data: bytes, addr: tuple[str, int], transport: str, exc: SipError) -> None:
@@ -167,7 +177,7 @@ class Edge:
             wire = resp.to_bytes()
         except (SipError, ValueError):
             return  # not even a Via to answer to: silence
-        metrics.sip_responses_sent_total.labels(status=str(exc.status)).inc()
+        _sent(exc.status)
         self._send(wire, dest, transport)
 
     # ---- transaction outputs ---------------------------------------------------------
@@ -219,7 +229,7 @@ class Edge:
     def _respond(self, tx: str, req: Request, status: int, reason: str | None = None,
                  headers: list[tuple[str, str]] | None = None, to_tag: str | None = None) -> None:  # fmt: skip
         resp = build_response(req, status, reason, to_tag=to_tag or _tag(req), headers=headers or [])
-        metrics.sip_responses_sent_total.labels(status=str(status)).inc()
+        _sent(status)
         self._run(self.tm.send_response(tx, resp, self.now()))
 
     # ---- requests --------------------------------------------------------------------
