@@ -64,6 +64,9 @@ class Settings(BaseSettings):
         description="challenge algorithms in order (RFC 8760: SHA-256 first); MD5 alone for "
         "PBXs that take the first challenge and know only MD5",
     )
+    gc_tuning: bool = Field(
+        default=True, description="freeze start-up objects and make full GC pauses rare"
+    )
     log_level: str = "info"
     log_json: bool = True
     # A dialog whose BYE never comes is ended after this many seconds (RFC 4028 refines it).

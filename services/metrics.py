@@ -77,6 +77,13 @@ event_loop_lag_seconds = Histogram(
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+gc_pause_seconds = Histogram(
+    "sipcc_gc_pause_seconds",
+    "Garbage-collector pauses by generation (the loop answers nothing meanwhile)",
+    ["generation"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
 http_requests_total = Counter(
     "sipcc_http_requests_total", "HTTP API requests", ["route", "status"], registry=REGISTRY
 )

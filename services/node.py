@@ -24,7 +24,7 @@ from gateway.routing import Router
 from gateway.sip.digest import DigestAuthenticator
 from gateway.transports import tls_client_context, tls_server_context
 from rater.admission import LocalSlots, RedisSlots, SlotStore
-from services import api, db, inventory, logs, metrics, redisconn
+from services import api, db, gctune, inventory, logs, metrics, redisconn
 from services.cdr import CdrEvent, CdrPublisher, CdrWriter
 from services.config import LOOPBACK_DATABASE_URL, LOOPBACK_REDIS_URL, Settings
 from services.workers import WorkerSupervisor
@@ -139,6 +139,7 @@ class Node:
             await asyncio.sleep(0.01)
             if self._tasks[-1].done():
                 self._tasks[-1].result()
+        gctune.install(tune=s.gc_tuning)
         log.info("node_started", roles=sorted(self.roles), http=s.http_listen, sip=s.sip_listen)
 
     def _authenticator(self) -> DigestAuthenticator:
