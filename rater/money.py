@@ -45,3 +45,12 @@ def round_to_cents(amount: Decimal) -> Decimal:
 def usage_amount(seconds: int, rate_per_minute: Decimal) -> Decimal:
     """The price of `seconds` billed seconds at a per-minute rate, at working precision."""
     return round_internal(Decimal(seconds) * rate_per_minute / SIXTY)
+
+
+def call_amount(seconds: int, rate_per_minute: Decimal, per_call: Decimal | None = None) -> Decimal:
+    """A call's price: its billed seconds at the per-minute rate, plus any per-call charge
+    (R12 payphone surcharge, R14 directory assistance), at working precision."""
+    amount = Decimal(seconds) * rate_per_minute / SIXTY
+    if per_call:
+        amount += per_call
+    return round_internal(amount)

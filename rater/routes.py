@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rater.decision import CallFacts, Decision, decide
 
@@ -22,6 +24,8 @@ class RateIn(BaseModel):
     dnis: str = Field(min_length=1, max_length=64)
     direction: Literal["outbound", "inbound"] = "outbound"
     at: datetime | None = None
+    oli: str | None = Field(default=None, pattern=r"^[0-9]{1,2}$")  # R12: ANI II digits
+    forwarded_from: str | None = Field(default=None, max_length=64)  # R13
 
     @model_validator(mode="after")
     def _who(self) -> RateIn:
@@ -48,6 +52,14 @@ class RateOut(BaseModel):
     billing_increments: tuple[int, int]
     rate_per_minute: Decimal | None
     currency: str
+    direction: str = "outbound"
+    per_call_charge: Decimal | None = None
+    rating_rule: str | None = None
+    basis: str | None = None
+    carrier_category: str | None = None
+    ocn: str | None = None
+    lata: str | None = None
+    rate_center: str | None = None
 
 
 class QuoteOut(RateOut):
@@ -57,12 +69,16 @@ class QuoteOut(RateOut):
 
 
 def _out(d: Decision) -> dict:
+    """The RateOut fields; per_call_charge stays the decimal string it is."""
     return dict(
         action=d.action, sip_status=d.sip_status, rule=d.rule, reason=d.reason,
         customer_id=d.customer_id, trunk_id=d.trunk_group_id, jurisdiction=d.jurisdiction,
         ani_used=d.ani_used, ani_source=d.ani_source, dnis=d.dnis,
         billing_increments=d.billing_increments, rate_per_minute=d.rate_per_minute,
-        currency=d.currency,
+        currency=d.currency, direction=d.direction,
+        per_call_charge=d.per_call_charge,
+        rating_rule=d.rating_rule, basis=d.basis, carrier_category=d.carrier_category,
+        ocn=d.ocn, lata=d.lata, rate_center=d.rate_center,
     )  # fmt: skip
 
 
@@ -75,19 +91,47 @@ def _decide(request: Request, body: RateIn) -> Decision:
     return decide(
         inv,
         CallFacts(dnis=body.dnis, ani=body.ani, ani_source="api", trunk_group_id=body.trunk_id,
-                  customer_id=body.customer_id, direction=body.direction, at=body.at),
+                  customer_id=body.customer_id, direction=body.direction, at=body.at,
+                  oli=body.oli, forwarded_from=body.forwarded_from),
     )  # fmt: skip
 
 
-@router.post("/rate", response_model=RateOut)
-async def rate(request: Request, body: RateIn) -> dict:
-    return _out(_decide(request, body))
+def _json(payload: dict) -> Response:
+    # The response models document the shape (OpenAPI); the payload is serialised here
+    # directly because FastAPI's validate-then-encode pass costs more than the decision
+    # itself. Decimals go out as strings, as pydantic writes them: money keeps its digits.
+    return Response(json.dumps(payload, separators=(",", ":"), default=str),
+                    media_type="application/json")  # fmt: skip
 
 
-@router.post("/quote", response_model=QuoteOut)
-async def quote(request: Request, body: QuoteIn) -> dict:
+def _body(model: type[BaseModel]) -> dict:
+    """The OpenAPI request body of a route that parses its own body (see _parse)."""
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": model.model_json_schema()}}}}  # fmt: skip
+
+
+async def _parse(request: Request, model: type[RateIn]) -> RateIn:
+    # pydantic straight from the bytes: FastAPI's own body machinery (dependency solving,
+    # JSON decode, then validation) costs several times the decision it feeds.
+    try:
+        return model.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
+
+
+@router.post("/rate", response_model=RateOut, openapi_extra=_body(RateIn))
+async def rate(request: Request) -> Response:
+    return _json(_out(_decide(request, await _parse(request, RateIn))))
+
+
+@router.post("/quote", response_model=QuoteOut, openapi_extra=_body(QuoteIn))
+async def quote(request: Request) -> Response:
+    body = await _parse(request, QuoteIn)
+    assert isinstance(body, QuoteIn)
     d = _decide(request, body)
     ms = int(body.duration_seconds * 1000)
     billed, amount = d.quote(ms) if d.action == "forward" else (0, Decimal("0.00000"))
-    return {**_out(d), "duration_seconds": body.duration_seconds, "billed_seconds": billed,
-            "amount": amount}  # fmt: skip
+    return _json({**_out(d), "duration_seconds": body.duration_seconds, "billed_seconds": billed,
+                  "amount": amount})  # fmt: skip

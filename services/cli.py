@@ -15,8 +15,10 @@ from services.config import LOOPBACK_DATABASE_URL, Settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 provision_app = typer.Typer(no_args_is_help=True, help="Carriers, customers, trunks, numbers.")
+refdata_app = typer.Typer(no_args_is_help=True, help="Reference data: NPA-NXX-X, LATAs, LCAs, rate decks.")
 app.add_typer(db_app, name="db")
 app.add_typer(provision_app, name="provision")
+app.add_typer(refdata_app, name="refdata")
 
 
 def _settings() -> Settings:
@@ -125,6 +127,81 @@ def provision_apply(file: Path) -> None:
     total = sum(changed.values())
     detail = ", ".join(f"{k} {v}" for k, v in changed.items() if v)
     typer.echo(f"{file}: {total} rows changed" + (f" ({detail})" if detail else " (up to date)"))
+
+
+@refdata_app.command("import")
+def refdata_import(
+    kind: str = typer.Argument(..., help="npa-nxx | thousands | lata | lca | carriers | intl-rates"),
+    file: Path = typer.Argument(..., help="CSV (or tab-separated) file with a header row"),
+    on_error: str = typer.Option(
+        "refuse", "--on-error", help="bad rows: 'refuse' imports nothing, 'skip' keeps the good rows"
+    ),
+    deck: str = typer.Option("default", "--deck", help="rate deck name (intl-rates only)"),
+    replace: bool = typer.Option(
+        False, "--replace", help="remove every row of the kind (of the deck) first"
+    ),
+) -> None:
+    """Import a reference-data file (services/refdata.py lists the columns of each kind)."""
+    import asyncpg
+
+    from services import refdata
+
+    s = _settings()
+    dsn = s.database_url or LOOPBACK_DATABASE_URL
+    if on_error not in refdata.ON_ERROR:
+        _fail(f"--on-error must be one of: {', '.join(refdata.ON_ERROR)}")
+    try:
+        parsed = refdata.parse_file(kind, file, deck)
+    except refdata.RefdataError as exc:
+        _fail(f"{file}: {exc}")
+
+    async def go() -> refdata.ImportReport:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await refdata.import_parsed(
+                conn, parsed, str(file), on_error=on_error, replace=replace, deck=deck
+            )
+        finally:
+            await conn.close()
+
+    try:
+        report = asyncio.run(go())
+    except refdata.RefdataError as exc:
+        _fail(str(exc))
+    except (OSError, asyncpg.PostgresError) as exc:
+        _fail(f"{file}: not imported: {exc}")
+    for line in report.lines():
+        typer.echo(line, err=True)
+    deck_note = f" into deck {report.deck!r}" if report.deck else ""
+    typer.echo(
+        f"{file}: {kind}{deck_note}: {report.read} rows read, {report.imported} imported or "
+        f"changed, {report.unchanged} unchanged, {report.skipped} skipped"
+    )
+
+
+@refdata_app.command("status")
+def refdata_status() -> None:
+    """Rows of each kind and the last imports."""
+    import json
+
+    import asyncpg
+
+    from services import refdata
+
+    s = _settings()
+    dsn = s.database_url or LOOPBACK_DATABASE_URL
+
+    async def go() -> dict:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await refdata.status(conn)
+        finally:
+            await conn.close()
+
+    try:
+        typer.echo(json.dumps(asyncio.run(go()), default=str, indent=2))
+    except (OSError, asyncpg.PostgresError) as exc:
+        _fail(f"cannot read the reference data: {exc}")
 
 
 def main() -> None:  # pragma: no cover - console entry

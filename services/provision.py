@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -48,7 +49,92 @@ class CarrierIn(_Strict):
     gateway: Annotated[str, StringConstraints(pattern=r"^sips?:")]
 
 
-class RatePlanIn(_Strict):
+Increments = tuple[Annotated[int, Field(ge=1, le=3600)], Annotated[int, Field(ge=1, le=3600)]]
+Area = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+Prefix = Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{0,14}$")]
+Lata = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z]{1,8}$")]
+
+
+class ServicePriceIn(_Strict):
+    """R14: a per-call and/or per-minute price; a service priced neither way is not offered."""
+
+    per_call: Rate | None = None
+    per_minute: Rate | None = None
+
+
+class IncrementsIn(_Strict):
+    """R1/R2: (initial, additional) billing increments in seconds, by destination."""
+
+    domestic: Increments | None = None
+    international: Increments | None = None
+    mexico: Increments | None = None
+
+
+class _TariffIn(_Strict):
+    """The parts of a tariff beyond the four base rates; unset means the agreement's
+    figure (rater/tariff.py)."""
+
+    toll_free_inbound_per_minute: Rate | None = None  # R9 ($0.029)
+    toll_free_outbound_per_minute: Rate | None = None
+    inbound_per_minute: Rate | None = None
+    offshore_toll_free_per_minute: dict[Area, Rate] | None = None  # R10, merged over defaults
+    payphone_surcharge: Rate | None = None  # R12 ($0.60)
+    directory_assistance: ServicePriceIn | None = None  # R14 (411)
+    operator: ServicePriceIn | None = None  # R14
+    intrastate_per_lata: dict[Lata, Rate] | None = None  # R8
+    international_deck: Slug | None = None  # R11
+    high_cost_prefixes: list[Prefix] | None = None  # A5
+    increments: IncrementsIn | None = None  # R1
+    international_increment_regions: list[Area] | None = None  # R2
+
+    def tariff(self) -> dict:
+        """The stored JSON form (services/inventory.TARIFF_FIELDS): what was set, decimals
+        as strings."""
+        out: dict = {}
+        for name in ("interstate_per_minute", "intrastate_per_minute", "local_per_minute",
+                     "alaska_per_minute", "toll_free_inbound_per_minute",
+                     "toll_free_outbound_per_minute", "inbound_per_minute",
+                     "payphone_surcharge"):  # fmt: skip
+            value = getattr(self, name, None)
+            if value is not None and name in self.model_fields_set:
+                out[name] = str(value)
+        for name in ("offshore_toll_free_per_minute", "intrastate_per_lata"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = {k: str(v) for k, v in sorted(value.items())}
+        for name in ("directory_assistance", "operator"):
+            price = getattr(self, name)
+            if price is not None:
+                out[f"{name}_per_call"] = None if price.per_call is None else str(price.per_call)
+                out[f"{name}_per_minute"] = (
+                    None if price.per_minute is None else str(price.per_minute)
+                )
+        if self.international_deck is not None:
+            out["international_deck"] = self.international_deck
+        if self.high_cost_prefixes is not None:
+            out["high_cost_prefixes"] = list(self.high_cost_prefixes)
+        if self.international_increment_regions is not None:
+            out["international_increment_regions"] = sorted(self.international_increment_regions)
+        if self.increments is not None:
+            for row in ("domestic", "international", "mexico"):
+                pair = getattr(self.increments, row)
+                if pair is not None:
+                    out[f"{row}_increments"] = list(pair)
+        return out
+
+
+class PlanVersionIn(_TariffIn):
+    """A dated change of a plan (R15): what changes from `effective_from` (a UTC day) on,
+    applied over the plan and the versions before it."""
+
+    effective_from: date
+    interstate_per_minute: Rate | None = None
+    intrastate_per_minute: Rate | None = None
+    local_per_minute: Rate | None = None
+    alaska_per_minute: Rate | None = None
+
+
+class RatePlanIn(_TariffIn):
     id: Slug
     name: str
     currency: Literal["USD"] = "USD"
@@ -56,6 +142,24 @@ class RatePlanIn(_Strict):
     intrastate_per_minute: Rate
     local_per_minute: Rate
     alaska_per_minute: Rate = Decimal("0.30")  # rule R7
+    versions: list[PlanVersionIn] = []
+
+    @field_validator("versions")
+    @classmethod
+    def _distinct_days(cls, v: list[PlanVersionIn]) -> list[PlanVersionIn]:
+        days = [x.effective_from for x in v]
+        if len(set(days)) != len(days):
+            raise ValueError("two versions with the same effective_from")
+        return v
+
+    def tariff(self) -> dict:
+        # The four base rates have columns of their own.
+        return {k: v for k, v in super().tariff().items() if k not in _BASE_RATES}
+
+
+_BASE_RATES = frozenset(
+    {"interstate_per_minute", "intrastate_per_minute", "local_per_minute", "alaska_per_minute"}
+)
 
 
 class AddressIn(_Strict):
@@ -143,15 +247,41 @@ class CustomerIn(_Strict):
     name: str
     status: Literal["active", "suspended", "cancelled"] = "active"
     rate_plan: Slug
-    credit_limit: Rate | None = None
+    credit_limit: Rate | None = None  # A6: approved credit level (USD); none = no limit
+    high_cost_allowed: list[Prefix] = []  # A5: high-cost prefixes unblocked on request
+    term_start: date | None = None  # R15: prices do not rise during the initial term
+    initial_term_months: int | None = Field(default=None, ge=1, le=240)
     trunk_groups: list[TrunkGroupIn] = []
     numbers: list[NumbersIn] = []
+
+    @model_validator(mode="after")
+    def _term(self) -> CustomerIn:
+        if (self.term_start is None) != (self.initial_term_months is None):
+            raise ValueError("give term_start and initial_term_months together")
+        return self
+
+
+class BlockedSourceIn(_Strict):
+    """A7: a source whose traffic jeopardizes the network; its calls are refused."""
+
+    network: str
+    reason: str = ""
+
+    @field_validator("network")
+    @classmethod
+    def _network(cls, v: str) -> str:
+        try:
+            return str(ipaddress.ip_network(v, strict=True))
+        except ValueError as exc:
+            raise ValueError(f"{v!r} is not an IP address or network: {exc}") from None
 
 
 class ProvisionFile(_Strict):
     carriers: list[CarrierIn] = []
     rate_plans: list[RatePlanIn] = []
     customers: list[CustomerIn] = []
+    # When the file has this section, it is the whole list (an address left out is unblocked).
+    blocked_sources: list[BlockedSourceIn] = []
 
 
 def _where(doc: dict, loc: tuple) -> str:
@@ -274,24 +404,47 @@ WHERE (carriers.name, carriers.gateway_uri) IS DISTINCT FROM (EXCLUDED.name, EXC
 """
 _UPSERT_PLAN = """
 INSERT INTO rate_plans (id, name, currency, interstate_per_minute, intrastate_per_minute,
-                        local_per_minute, alaska_per_minute)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
+                        local_per_minute, alaska_per_minute, tariff)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb)
 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, currency = EXCLUDED.currency,
     interstate_per_minute = EXCLUDED.interstate_per_minute,
     intrastate_per_minute = EXCLUDED.intrastate_per_minute,
     local_per_minute = EXCLUDED.local_per_minute, alaska_per_minute = EXCLUDED.alaska_per_minute,
-    updated_at = now()
+    tariff = EXCLUDED.tariff, updated_at = now()
 WHERE (rate_plans.name, rate_plans.currency, rate_plans.interstate_per_minute,
-       rate_plans.intrastate_per_minute, rate_plans.local_per_minute, rate_plans.alaska_per_minute)
+       rate_plans.intrastate_per_minute, rate_plans.local_per_minute, rate_plans.alaska_per_minute,
+       rate_plans.tariff)
    IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.currency, EXCLUDED.interstate_per_minute,
-       EXCLUDED.intrastate_per_minute, EXCLUDED.local_per_minute, EXCLUDED.alaska_per_minute)
+       EXCLUDED.intrastate_per_minute, EXCLUDED.local_per_minute, EXCLUDED.alaska_per_minute,
+       EXCLUDED.tariff)
+"""
+_DELETE_PLAN_VERSIONS = """
+DELETE FROM rate_plan_versions WHERE plan_id = $1 AND NOT (effective_from = ANY($2::date[]))
+"""
+_UPSERT_PLAN_VERSION = """
+INSERT INTO rate_plan_versions (plan_id, effective_from, rates) VALUES ($1, $2, $3::jsonb)
+ON CONFLICT (plan_id, effective_from) DO UPDATE SET rates = EXCLUDED.rates, updated_at = now()
+WHERE rate_plan_versions.rates IS DISTINCT FROM EXCLUDED.rates
 """
 _UPSERT_CUSTOMER = """
-INSERT INTO customers (id, name, status, rate_plan_id, credit_limit) VALUES ($1, $2, $3, $4, $5)
+INSERT INTO customers (id, name, status, rate_plan_id, credit_limit, high_cost_allowed,
+                       term_start, initial_term_months)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, status = EXCLUDED.status,
-    rate_plan_id = EXCLUDED.rate_plan_id, credit_limit = EXCLUDED.credit_limit, updated_at = now()
-WHERE (customers.name, customers.status, customers.rate_plan_id, customers.credit_limit)
-   IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.status, EXCLUDED.rate_plan_id, EXCLUDED.credit_limit)
+    rate_plan_id = EXCLUDED.rate_plan_id, credit_limit = EXCLUDED.credit_limit,
+    high_cost_allowed = EXCLUDED.high_cost_allowed, term_start = EXCLUDED.term_start,
+    initial_term_months = EXCLUDED.initial_term_months, updated_at = now()
+WHERE (customers.name, customers.status, customers.rate_plan_id, customers.credit_limit,
+       customers.high_cost_allowed, customers.term_start, customers.initial_term_months)
+   IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.status, EXCLUDED.rate_plan_id,
+       EXCLUDED.credit_limit, EXCLUDED.high_cost_allowed, EXCLUDED.term_start,
+       EXCLUDED.initial_term_months)
+"""
+_DELETE_BLOCKED = "DELETE FROM blocked_sources WHERE NOT (network = ANY($1::cidr[]))"
+_UPSERT_BLOCKED = """
+INSERT INTO blocked_sources (network, reason) VALUES ($1::cidr, $2)
+ON CONFLICT (network) DO UPDATE SET reason = EXCLUDED.reason, updated_at = now()
+WHERE blocked_sources.reason IS DISTINCT FROM EXCLUDED.reason
 """
 _UPSERT_TG = """
 INSERT INTO trunk_groups (id, customer_id, trunks, source_ips, ani_precedence, carrier_id,
@@ -333,9 +486,10 @@ async def apply(
 ) -> dict[str, int]:
     """Write `spec` in one transaction; returns rows changed per table (all 0 when up to date)."""
     changed = dict.fromkeys(
-        ("carriers", "rate_plans", "customers", "trunk_groups", "numbers", "registered_addresses"),
+        ("carriers", "rate_plans", "rate_plan_versions", "customers", "trunk_groups", "numbers",
+         "registered_addresses", "blocked_sources"),
         0,
-    )
+    )  # fmt: skip
     async with conn.transaction():
         # Serialise concurrent applies so reference checks see a stable database.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sipcc.provision'))")
@@ -347,13 +501,25 @@ async def apply(
                 await conn.execute(
                     _UPSERT_PLAN, p.id, p.name, p.currency, p.interstate_per_minute,
                     p.intrastate_per_minute, p.local_per_minute, p.alaska_per_minute,
+                    json.dumps(p.tariff(), sort_keys=True),
                 )
             )  # fmt: skip
+            # A plan's versions are part of its entry: the file's list is the whole list.
+            days = [v.effective_from for v in p.versions]
+            changed["rate_plan_versions"] += _count(
+                await conn.execute(_DELETE_PLAN_VERSIONS, p.id, days)
+            )
+            for v in p.versions:
+                changed["rate_plan_versions"] += _count(
+                    await conn.execute(_UPSERT_PLAN_VERSION, p.id, v.effective_from,
+                                       json.dumps(v.tariff(), sort_keys=True))
+                )  # fmt: skip
         for cust in spec.customers:
             changed["customers"] += _count(
                 await conn.execute(
                     _UPSERT_CUSTOMER, cust.id, cust.name, cust.status, cust.rate_plan,
-                    cust.credit_limit,
+                    cust.credit_limit, list(cust.high_cost_allowed), cust.term_start,
+                    cust.initial_term_months,
                 )
             )  # fmt: skip
             for tg in cust.trunk_groups:
@@ -375,6 +541,13 @@ async def apply(
                     await conn.execute(
                         _UPSERT_ADDRESS, tn, addr.street, addr.unit, addr.city, addr.state, addr.zip
                     )
+                )
+        if "blocked_sources" in spec.model_fields_set:
+            nets = [b.network for b in spec.blocked_sources]
+            changed["blocked_sources"] += _count(await conn.execute(_DELETE_BLOCKED, nets))
+            for b in spec.blocked_sources:
+                changed["blocked_sources"] += _count(
+                    await conn.execute(_UPSERT_BLOCKED, b.network, b.reason)
                 )
         if any(changed.values()):
             # Running edges and raters reload their view on this signal.

@@ -36,9 +36,11 @@ Errors are `SipError` only, whatever the octets; ``status`` says how to answer.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from itertools import islice
+from operator import itemgetter
 from typing import TypeVar
 
 from gateway.sip.headers import (
@@ -47,11 +49,13 @@ from gateway.sip.headers import (
     SipError,
     Uri,
     Via,
-    check_name_addr,
-    check_uri,
-    check_via,
+    from_match,
     is_token,
+    match_request_uri,
+    match_via,
     name_addr_params,
+    name_addr_params_text,
+    params_tag,
     parse_cseq,
     parse_name_addr,
     parse_uri,
@@ -73,6 +77,10 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_Match = re.Match
+_ITEM0 = itemgetter(0)
+_NAME_VALUE = itemgetter(1, 2)
+_MISSING = object()
 
 # --------------------------------------------------------------------------------------------
 # Header names
@@ -128,13 +136,21 @@ _LIST_KEYS = frozenset(
     )
 )  # fmt: skip
 
-# lower-case spelling -> (key, canonical name); the key is the lower-cased canonical name.
-_BY_LOWER: dict[str, tuple[str, str]] = {n.lower(): (n.lower(), n) for n in _CANONICAL_NAMES}
-_BY_LOWER.update({c: (n.lower(), n) for c, n in _COMPACT.items()})
+# canonical name -> (key, canonical name); the key is the lower-cased canonical name,
+# interned, and one object per field name, so that the key lists of `Headers` compare by
+# identity first.
+_INFO: dict[str, tuple[str, str]] = {n: (sys.intern(n.lower()), n) for n in _CANONICAL_NAMES}
+# lower-case spelling -> (key, canonical name)
+_BY_LOWER: dict[str, tuple[str, str]] = {info[0]: info for info in _INFO.values()}
+_BY_LOWER.update({c: _INFO[n] for c, n in _COMPACT.items()})
 # The spellings seen on the wire almost always, so the parser skips ``.lower()``.
 _BY_EXACT: dict[str, tuple[str, str]] = dict(_BY_LOWER)
-_BY_EXACT.update({n: (n.lower(), n) for n in _CANONICAL_NAMES})
-_BY_EXACT.update({c.upper(): (n.lower(), n) for c, n in _COMPACT.items()})
+_BY_EXACT.update(_INFO)
+_BY_EXACT.update({c.upper(): _INFO[n] for c, n in _COMPACT.items()})
+# The same spellings -> key, for lookups by callers (``headers.get("Call-ID")``).
+_KEYS: dict[str, str] = {name: info[0] for name, info in _BY_EXACT.items()}
+assert all(is_token(n) for n in _CANONICAL_NAMES)  # `Headers._checked` relies on it
+_CONTENT_LENGTH = _KEYS["Content-Length"]
 
 
 def _name_info(name: str) -> tuple[str, str]:
@@ -150,8 +166,8 @@ def _name_info(name: str) -> tuple[str, str]:
 
 
 def _key(name: str) -> str:
-    info = _BY_EXACT.get(name)
-    return info[0] if info is not None else _name_info(name)[0]
+    key = _KEYS.get(name)
+    return key if key is not None else _name_info(name)[0]
 
 
 def canonical_name(name: str) -> str:
@@ -169,111 +185,152 @@ class Headers:
 
     Stored as ``(key, name, value)`` triples: `key` is the lower-cased canonical name used
     for every lookup, `name` is what ``to_bytes`` writes (canonical long form for known
-    fields, the received spelling for unknown ones), `value` the raw unfolded text.
+    fields, the received spelling for unknown ones), `value` the raw unfolded text.  A
+    parallel list holds the keys alone, so that finding a field is one ``list.index`` or
+    ``list.count`` (C, identity compares for known names) rather than a Python loop;
+    every method that changes the triples changes it too.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "_keys")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str, str]] = []
+        self._keys: list[str] = []
         for name, value in items:
             self.add(name, value)
 
     @classmethod
-    def _from_triples(cls, triples: list[tuple[str, str, str]]) -> Headers:
+    def _from_triples(
+        cls, triples: list[tuple[str, str, str]], keys: list[str] | None = None
+    ) -> Headers:
         headers = cls.__new__(cls)
         headers._items = triples
+        headers._keys = list(map(_ITEM0, triples)) if keys is None else keys
         return headers
 
     @staticmethod
     def _checked(name: str, value: str) -> tuple[str, str, str]:
-        key, stored = _name_info(name)
-        if not is_token(stored):
-            raise ValueError(f"bad header name: {name!r}")
+        info = _BY_EXACT.get(name)
+        if info is None:
+            key, stored = _name_info(name)
+            if not is_token(stored):
+                raise ValueError(f"bad header name: {name!r}")
+        else:
+            key, stored = info  # canonical names are tokens
         if "\r" in value or "\n" in value:
             raise ValueError(f"header value may not contain CR or LF: {value[:80]!r}")
         return key, stored, value.strip(" \t")
 
     def get(self, name: str) -> str | None:
         """The first field's value (the whole field, commas included)."""
-        key = _key(name)
-        for item in self._items:
-            if item[0] == key:
-                return item[2]
+        key = _KEYS.get(name)
+        if key is None:
+            key = _name_info(name)[0]
+        keys = self._keys
+        if key in keys:
+            return self._items[keys.index(key)][2]
         return None
 
     def get_all(self, name: str) -> list[str]:
         """Every value of every field of that name; list headers are split at commas
         outside quotes and ``<...>``, empty elements dropped."""
-        key = _key(name)
+        key = _KEYS.get(name)
+        if key is None:
+            key = _name_info(name)[0]
+        keys = self._keys
+        count = keys.count(key)
+        if count == 1:
+            value = self._items[keys.index(key)][2]
+            if key not in _LIST_KEYS:
+                return [value]
+            if "," not in value:
+                # split_list of a value without a comma: the value, stripped
+                value = value.strip(" \t")
+                return [value] if value else []
+            return [element for element in split_list(value) if element]
+        if not count:
+            return []
         values = [item[2] for item in self._items if item[0] == key]
         if key not in _LIST_KEYS:
             return values
         return [element for value in values for element in split_list(value) if element]
 
     def add(self, name: str, value: str) -> None:
-        self._items.append(self._checked(name, value))
+        item = self._checked(name, value)
+        self._items.append(item)
+        self._keys.append(item[0])
 
     def insert(self, name: str, value: str) -> None:
         """Put a field before the first field of that name, or at the top if absent
         (where a proxy adds its Via and Record-Route)."""
         item = self._checked(name, value)
-        for index, existing in enumerate(self._items):
-            if existing[0] == item[0]:
-                self._items.insert(index, item)
-                return
-        self._items.insert(0, item)
+        key = item[0]
+        keys = self._keys
+        index = keys.index(key) if key in keys else 0
+        self._items.insert(index, item)
+        keys.insert(index, key)
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of that name by one, where the first one stood."""
         item = self._checked(name, value)
-        items = self._items
         key = item[0]
-        for index, existing in enumerate(items):
-            if existing[0] == key:
-                self._items = [
-                    *items[:index],
-                    item,
-                    *(x for x in items[index + 1 :] if x[0] != key),
-                ]
-                return
-        items.append(item)
+        keys = self._keys
+        count = keys.count(key)
+        if count == 1:
+            self._items[keys.index(key)] = item
+        elif not count:
+            self._items.append(item)
+            keys.append(key)
+        else:
+            items = self._items
+            index = keys.index(key)
+            self._items = [
+                *items[:index],
+                item,
+                *(x for x in items[index + 1 :] if x[0] != key),
+            ]
+            self._keys = list(map(_ITEM0, self._items))
 
     def remove(self, name: str) -> None:
         key = _key(name)
-        self._items = [item for item in self._items if item[0] != key]
+        if key in self._keys:
+            self._items = [item for item in self._items if item[0] != key]
+            self._keys = list(map(_ITEM0, self._items))
 
     def pop_first(self, name: str) -> str | None:
         """Remove and return the first value: the first element of the first field for
         list headers (the rest of that field stays), else the first field."""
         key = _key(name)
+        keys = self._keys
+        if key not in keys:
+            return None
         items = self._items
-        for index, (item_key, stored, value) in enumerate(items):
-            if item_key != key:
-                continue
-            if key in _LIST_KEYS:
-                elements = [e for e in split_list(value) if e]
-                if len(elements) > 1:
-                    items[index] = (key, stored, ", ".join(elements[1:]))
-                    return elements[0]
-                del items[index]
-                return elements[0] if elements else value
-            del items[index]
-            return value
-        return None
+        index = keys.index(key)
+        value = items[index][2]
+        if key in _LIST_KEYS:
+            if "," not in value:
+                element = value.strip(" \t")
+                del items[index], keys[index]
+                return element if element else value
+            elements = [e for e in split_list(value) if e]
+            if len(elements) > 1:
+                items[index] = (key, items[index][1], ", ".join(elements[1:]))
+                return elements[0]
+            del items[index], keys[index]
+            return elements[0] if elements else value
+        del items[index], keys[index]
+        return value
 
     def copy(self) -> Headers:
-        return Headers._from_triples(list(self._items))
+        return Headers._from_triples(self._items.copy(), self._keys.copy())
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        for _, name, value in self._items:
-            yield name, value
+        return map(_NAME_VALUE, self._items)
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = _key(name)
-        return any(item[0] == key for item in self._items)
+        return _key(name) in self._keys
 
     def __len__(self) -> int:
         return len(self._items)
@@ -287,6 +344,14 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({[i[1:] for i in self._items]!r})"
+
+
+def _first(headers: Headers, key: str) -> str | None:
+    """``headers.get`` for a key (the views' lookup)."""
+    keys = headers._keys
+    if key in keys:
+        return headers._items[keys.index(key)][2]
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -352,75 +417,109 @@ class _Message:
         len(body) (at the first Content-Length field's place, else last), blank line,
         body."""
         body = self.body
-        parts = [self._start_line(), "\r\n"]
-        length_done = False
-        for key, name, value in self.headers._items:
-            if key == "content-length":
-                if length_done:
-                    continue
-                value = str(len(body))
-                length_done = True
-            parts += (name, ": ", value, "\r\n")
-        if not length_done:
-            parts.append(f"Content-Length: {len(body)}\r\n")
-        parts.append("\r\n")
-        return "".join(parts).encode("utf-8", "surrogateescape") + bytes(body)
+        headers = self.headers
+        items = headers._items
+        keys = headers._keys
+        length = str(len(body))
+        lines = [f"{name}: {value}" for _, name, value in items]
+        count = keys.count(_CONTENT_LENGTH)
+        if count == 1:
+            index = keys.index(_CONTENT_LENGTH)
+            if items[index][2] != length:
+                lines[index] = "Content-Length: " + length
+        elif not count:
+            lines.append("Content-Length: " + length)
+        else:  # the first one, with the body's length, where it stands; the others go
+            index = keys.index(_CONTENT_LENGTH)
+            lines[index] = "Content-Length: " + length
+            lines = [
+                line for i, line in enumerate(lines) if i <= index or keys[i] != "content-length"
+            ]
+        lines.append("\r\n")
+        head = self._start_line() + "\r\n" + "\r\n".join(lines)
+        return head.encode("utf-8", "surrogateescape") + bytes(body)
 
     def _cached(self, kind: str, raw: str, parse: Callable[[str], _T]) -> _T:
         """The `kind` view of header text `raw`.  The parser's checks leave a pending
-        build (a `partial` over the expression match they already made) in the cache,
-        so that the first use does not match the text again."""
+        build in the cache -- the expression match they already made, or a `partial`
+        over it -- so that the first use does not match the text again."""
         cache = self._cache
         key = (kind, raw)
         value = cache.get(key)
         if value is None:
             value = cache[key] = parse(raw)
+        elif type(value) is _Match:
+            value = cache[key] = from_match(value)  # type: ignore[assignment]
         elif type(value) is partial:
             value = cache[key] = value()
         return value
 
+    def _tag(self, key: str) -> str | None:
+        headers = self.headers
+        keys = headers._keys
+        if key not in keys:
+            return None
+        raw = headers._items[keys.index(key)][2]
+        cache = self._cache
+        cache_key = ("tag", raw)
+        tag = cache.get(cache_key, _MISSING)
+        if type(tag) is tuple:  # (parameter text,), left by the parser's check
+            tag = cache[cache_key] = params_tag(tag[0])
+        elif tag is _MISSING:
+            tag = cache[cache_key] = name_addr_params(raw).get("tag")
+        return tag
+
     @property
     def call_id(self) -> str | None:
-        return self.headers.get("Call-ID")
+        keys = self.headers._keys
+        if "call-id" in keys:
+            return self.headers._items[keys.index("call-id")][2]
+        return None
 
     @property
     def cseq(self) -> tuple[int, str] | None:
-        raw = self.headers.get("CSeq")
-        return None if raw is None else self._cached("cseq", raw, parse_cseq)
+        keys = self.headers._keys
+        if "cseq" not in keys:
+            return None
+        raw = self.headers._items[keys.index("cseq")][2]
+        value = _CSEQS.get(raw)
+        return _parse_cseq(raw) if value is None else value
 
     @property
     def from_addr(self) -> NameAddr | None:
-        raw = self.headers.get("From")
+        raw = _first(self.headers, "from")
         return None if raw is None else self._cached("na", raw, parse_name_addr)
 
     @property
     def to_addr(self) -> NameAddr | None:
-        raw = self.headers.get("To")
+        raw = _first(self.headers, "to")
         return None if raw is None else self._cached("na", raw, parse_name_addr)
 
     @property
     def from_tag(self) -> str | None:
-        raw = self.headers.get("From")
-        return None if raw is None else self._cached("tag", raw, name_addr_params).get("tag")
+        return self._tag("from")
 
     @property
     def to_tag(self) -> str | None:
-        raw = self.headers.get("To")
-        return None if raw is None else self._cached("tag", raw, name_addr_params).get("tag")
+        return self._tag("to")
 
     @property
     def top_via(self) -> Via | None:
-        raw = self.headers.get("Via")
-        return None if raw is None else self._cached("via", raw, _parse_top_via)
+        keys = self.headers._keys
+        if "via" not in keys:
+            return None
+        raw = self.headers._items[keys.index("via")][2]
+        via = self._cache.get(("via", raw))
+        return via if type(via) is Via else self._cached("via", raw, _parse_top_via)
 
     @property
     def branch(self) -> str | None:
         via = self.top_via
-        return None if via is None else via.branch
+        return None if via is None else via.params.get("branch")
 
     @property
     def max_forwards(self) -> int | None:
-        raw = self.headers.get("Max-Forwards")
+        raw = _first(self.headers, "max-forwards")
         return None if raw is None else self._cached("mf", raw, _parse_max_forwards)
 
     def name_addrs(self, name: str) -> list[NameAddr]:
@@ -488,12 +587,27 @@ class Response(_Message):
 
 
 def _parse_top_via(raw: str) -> Via:
-    first = split_list(raw)[0]
+    first = split_list(raw)[0] if "," in raw else raw.strip(" \t")
     return parse_via(first)
 
 
 def _parse_max_forwards(raw: str) -> int:
-    return small_int(raw, 255, "Max-Forwards")
+    value = _MAX_FORWARDS.get(raw)
+    return small_int(raw, 255, "Max-Forwards") if value is None else value
+
+
+_MAX_FORWARDS = {str(n): n for n in range(256)}
+# CSeq values repeat across calls ("1 INVITE", "2 BYE" ...): parsed ones are kept, the
+# table emptied when it grows past a bound.  Values are immutable tuples.
+_CSEQS: dict[str, tuple[int, str]] = {}
+
+
+def _parse_cseq(raw: str) -> tuple[int, str]:
+    value = parse_cseq(raw)
+    if len(_CSEQS) >= 4096:
+        _CSEQS.clear()
+    _CSEQS[raw] = value
+    return value
 
 
 def build_response(
@@ -509,20 +623,24 @@ def build_response(
     Timestamp on a 100, then `headers`.  Works on a `SipError.partial` too: a To whose
     tag cannot be read is copied unchanged."""
     items = req.headers._items
-    out = [item for item in items if item[0] == "via"]
+    keys = req.headers._keys
+    vias = keys.count("via")
+    if vias == 1:
+        out = [items[keys.index("via")]]
+    else:
+        out = [item for item in items if item[0] == "via"]
     for key in ("from", "to", "call-id", "cseq"):
-        for item in items:
-            if item[0] == key:
-                if key == "to" and to_tag is not None and status > 100:
-                    try:
-                        has_tag = req.to_tag is not None
-                    except SipError:
-                        has_tag = True
-                    if not has_tag:
-                        item = (key, item[1], f"{item[2]};tag={to_tag}")
-                out.append(item)
-                break
-    if status == 100:
+        if key in keys:
+            item = items[keys.index(key)]
+            if key == "to" and to_tag is not None and status > 100:
+                try:
+                    has_tag = req.to_tag is not None
+                except SipError:
+                    has_tag = True
+                if not has_tag:
+                    item = (item[0], item[1], f"{item[2]};tag={to_tag}")
+            out.append(item)
+    if status == 100 and "timestamp" in keys:
         out.extend(item for item in items if item[0] == "timestamp")
     response = Response(status, reason, Headers._from_triples(out))
     for name, value in headers:
@@ -534,10 +652,17 @@ def build_response(
 # Parsing
 
 _REQUIRED = ("via", "from", "to", "call-id", "cseq")
+_REQUIRED_SET = frozenset(_REQUIRED)
+# Methods whose request line needs no token check (any token is a method).
+_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "UPDATE",
+                      "PRACK", "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH"})  # fmt: skip
 _SINGLE = frozenset({"from", "to", "call-id", "cseq", "max-forwards"})
 # Fields looked at after the header loop; the loop records the first value of each.
 _WATCHED = frozenset({*_REQUIRED, "max-forwards", "content-length", "contact", "date",
                       "warning", "retry-after"})  # fmt: skip
+# What the header loop needs of a field name's spelling: (key, canonical name, watched?).
+# Only spellings in _BY_EXACT; _BY_LOWER's are a subset of them.
+_SCAN_INFO = {name: (*info, info[0] in _WATCHED) for name, info in _BY_EXACT.items()}
 _VERSION_RE = re.compile(r"SIP/[0-9]+\.[0-9]+", re.I)
 _WARN_CODE_RE = re.compile(r"[0-9]{3}[ \t]")
 _FOLDED_LINE_RE = re.compile(r"\r?\n(?![ \t])")
@@ -578,20 +703,23 @@ def _unfolded_lines(text: str) -> list[str]:
     return [lines[0], *(_FOLD_RE.sub(" ", line) if "\n" in line else line for line in lines[1:])]
 
 
-def _scan(lines: list[str]) -> tuple[list, dict[str, str], int | None, str | None] | None:
-    """Header lines -> (items, first value of each watched field, index of the
-    Content-Length field, first problem found), or None when a line is a continuation
+def _scan(
+    lines: list[str],
+) -> tuple[list, list[str], dict[str, str], int | None, str | None] | None:
+    """Header lines -> (items, their keys, first value of each watched field, index of
+    the Content-Length field, first problem found), or None when a line is a continuation
     (the caller unfolds and scans again: folding is rare, so the common path never looks
     for it)."""
     items: list[tuple[str, str, str]] = []
+    keys: list[str] = []
     append = items.append
+    append_key = keys.append
     found: dict[str, str] = {}
     length_index = None
     # A bad field is remembered, not raised at once, so that the error can carry the
     # partial message a proxy needs to answer (multi01.dat still gets its 400).
     problem = None
-    get = _BY_EXACT.get
-    watched = _WATCHED
+    get = _SCAN_INFO.get
     for line in islice(lines, 1, None):
         name, colon, value = line.partition(":")
         info = get(name) if colon else None
@@ -599,27 +727,29 @@ def _scan(lines: list[str]) -> tuple[list, dict[str, str], int | None, str | Non
             if line[:1] in (" ", "\t"):
                 return None
             name = name.rstrip(" \t")
-            info = _BY_LOWER.get(name.lower())
+            lower = name.lower()
+            info = _SCAN_INFO.get(lower)
             if not colon or (info is None and not is_token(name)):
                 problem = problem or f"bad header line: {line[:80]!r}"
                 continue
             if info is None:
-                info = (name.lower(), name)
-        key = info[0]
+                info = (lower, name, lower in _WATCHED)
+        key, stored, watched = info
         value = value.strip(" \t")
-        if key in watched:
+        if watched:
             if key not in found:
                 found[key] = value
                 if key == "content-length":
                     length_index = len(items)
             elif key in _SINGLE:
-                problem = problem or f"more than one {info[1]} header field"
+                problem = problem or f"more than one {stored} header field"
             elif key == "content-length":
                 if value != found[key]:
                     problem = problem or f"conflicting Content-Length values: {found[key]}, {value}"
                 continue  # an identical repeat is dropped: to_bytes writes one
-        append((key, info[1], value))
-    return items, found, length_index, problem
+        append((key, stored, value))
+        append_key(key)
+    return items, keys, found, length_index, problem
 
 
 def _parse_head(
@@ -639,13 +769,14 @@ def _parse_head(
         scanned = _scan(lines)
         if scanned is None:  # unreachable: unfolding leaves no line starting with SP/HTAB
             raise _bad("malformed line folding")
-    items, found, length_index, problem = scanned
+    items, keys, found, length_index, problem = scanned
 
-    message = _start(lines[0], Headers._from_triples(items))
+    headers = Headers._from_triples(items, keys)
+    message = _start(lines[0], headers)
     try:
         if problem is not None:
             raise _bad(problem)
-        content_length = _validate(message, found, items)
+        content_length = _validate(message, found, headers)
     except SipError as error:
         error.partial = message
         raise
@@ -669,6 +800,10 @@ def _start(line: str, headers: Headers) -> Request | Response:
         return response
 
     parts = line.split(" ")
+    if len(parts) == 3:
+        method, uri, version = parts
+        if uri and version == "SIP/2.0" and method in _METHODS:
+            return Request(method, uri, headers)  # the usual request line, nothing to check
     request = Request(parts[0], " ".join(parts[1:-1]), headers)
     if len(parts) != 3 or not parts[1]:
         raise SipError(f"bad request line: {line[:80]!r}", partial=request)
@@ -689,31 +824,39 @@ def _check_version(version: str, partial: Request | None) -> None:
         raise SipError(f"SIP version not supported: {version}", 505, partial=partial)
 
 
-def _validate(message: Request | Response, found: dict[str, str], items: list) -> int | None:
+def _validate(message: Request | Response, found: dict[str, str], headers: Headers) -> int | None:
     """The checks RFC 4475 asks for, on the fields a proxy reads anyway; fills the cache.
-    Returns the Content-Length value, or None when the field is absent."""
+    Returns the Content-Length value, or None when the field is absent.
+
+    Each structured check tries the fast expression of `gateway.sip.headers` first and
+    falls back to the full grammar, which alone decides (and words) a rejection; the
+    checks run in a fixed order, so the first failing one names the error."""
     cache = message._cache
-    for key in _REQUIRED:
-        if key not in found:
-            raise _bad(f"missing {canonical_name(key)} header field")
+    if not found.keys() >= _REQUIRED_SET:
+        for key in _REQUIRED:
+            if key not in found:
+                raise _bad(f"missing {canonical_name(key)} header field")
 
     is_request = isinstance(message, Request)
     if is_request:
         uri = message.uri
         try:
-            cache[("uri", uri)] = check_uri(uri, allow_headers=False)
+            cache[("uri", uri)] = match_request_uri(uri)
         except SipError as error:
             raise SipError(f"bad Request-URI: {error.reason}", error.status) from None
 
     raw = found["cseq"]
-    cseq = cache[("cseq", raw)] = parse_cseq(raw)
+    cseq = _CSEQS.get(raw)
+    if cseq is None:
+        cseq = _parse_cseq(raw)
     if is_request and cseq[1] != message.method:
         raise _bad(f"CSeq method {cseq[1]!r} does not match the request method")
 
+    # The header-parameter text stands for the parameters until a view wants them.
     raw = found["from"]
-    cache[("tag", raw)] = check_name_addr(raw)
+    cache[("tag", raw)] = (name_addr_params_text(raw),)
     raw = found["to"]
-    cache[("tag", raw)] = check_name_addr(raw)
+    cache[("tag", raw)] = (name_addr_params_text(raw),)
 
     call_id = found["call-id"]
     if not call_id or " " in call_id or "\t" in call_id:
@@ -724,19 +867,26 @@ def _validate(message: Request | Response, found: dict[str, str], items: list) -
         vias = split_list(raw)
         if "" in vias:
             raise _bad(f"empty element in Via: {raw[:80]!r}")
-        cache[("via", raw)] = check_via(vias[0])
+        cache[("via", raw)] = match_via(vias[0])
     else:
-        cache[("via", raw)] = check_via(raw)
+        cache[("via", raw)] = match_via(raw)
 
     raw = found.get("max-forwards")
     if raw is not None:
-        cache[("mf", raw)] = _parse_max_forwards(raw)
+        value = _MAX_FORWARDS.get(raw)
+        cache[("mf", raw)] = _parse_max_forwards(raw) if value is None else value
 
-    if "contact" in found:
-        for key, _, value in items:
-            if key == "contact" and value != "*":
+    raw = found.get("contact")
+    if raw is not None:
+        keys = headers._keys
+        values = (
+            (raw,) if keys.count("contact") == 1
+            else [item[2] for item in headers._items if item[0] == "contact"]
+        )  # fmt: skip
+        for value in values:
+            if value != "*":
                 for element in split_list(value) if "," in value else (value,):
-                    check_name_addr(element)
+                    name_addr_params_text(element)
 
     raw = found.get("date")
     if raw is not None and not raw.endswith(" GMT"):
@@ -747,7 +897,7 @@ def _validate(message: Request | Response, found: dict[str, str], items: list) -
         small_int(raw.partition(";")[0].partition("(")[0].strip(" \t"), MAX_UINT32, "Retry-After")
 
     if "warning" in found:
-        for item in items:
+        for item in headers._items:
             if item[0] == "warning":
                 for element in split_list(item[2]):
                     if _WARN_CODE_RE.match(element) is None:
@@ -756,17 +906,21 @@ def _validate(message: Request | Response, found: dict[str, str], items: list) -
     raw = found.get("content-length")
     if raw is None:
         return None
+    if len(raw) < 10 and raw.isdigit() and raw.isascii():
+        return int(raw)  # small_int's own fast path
     return small_int(raw, MAX_UINT32, "Content-Length")
 
 
 def _finish(message: Request | Response, body: bytes, length_index: int | None) -> None:
     message.body = body
-    items = message.headers._items
+    headers = message.headers
+    items = headers._items
     length = str(len(body))
     if length_index is None:
-        items.append(("content-length", "Content-Length", length))
+        items.append((_CONTENT_LENGTH, "Content-Length", length))
+        headers._keys.append(_CONTENT_LENGTH)
     elif items[length_index][2] != length:
-        items[length_index] = ("content-length", "Content-Length", length)
+        items[length_index] = (_CONTENT_LENGTH, "Content-Length", length)
 
 
 def _find_head_end(data: bytes | bytearray, start: int) -> tuple[int, int] | None:
@@ -808,7 +962,7 @@ def parse_message(data: bytes) -> Request | Response:
     """
     if not isinstance(data, bytes):
         data = bytes(data)
-    start = _skip_blank_lines(data, 0)
+    start = _skip_blank_lines(data, 0) if data[:1] in (b"\r", b"\n") else 0
     if start >= len(data):
         raise _bad("empty message")
     end = data.find(b"\r\n\r\n", start)

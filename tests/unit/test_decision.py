@@ -113,3 +113,120 @@ def test_911_is_never_refused(status: str, ani: str | None) -> None:
 def test_unknown_trunk_refused() -> None:
     d = decide(inventory(), CallFacts(dnis="+12125551234", trunk_group_id="nope"))
     assert (d.action, d.rule) == ("reject", "A8")
+
+
+def test_every_decision_survives_the_dialog_store_json() -> None:
+    """The edge persists decisions as JSON (gateway/dialogs.py converts only the rate):
+    every field a decision can carry must round-trip through json as it does."""
+    import json
+
+    from gateway.dialogs import _DECISION_FIELDS, decision_from
+
+    inv = inventory()
+    inv.numbers["+18005550100"] = Number("+18005550100", "acme", "tg", "assigned")
+    decisions = [
+        decide(inv, call("+12125551234")),
+        decide(inv, call("911")),
+        decide(inv, call("+19005551234")),
+        decide(inv, CallFacts(dnis="+18005550100", ani="+12125551234;oli=27",
+                              direction="inbound")),
+    ]
+    for d in decisions:
+        rec = {f: getattr(d, f) for f in _DECISION_FIELDS}
+        if rec["rate_per_minute"] is not None:
+            rec["rate_per_minute"] = str(rec["rate_per_minute"])
+        back = decision_from(json.loads(json.dumps(rec)))
+        assert back == d
+        assert back.quote(61_000) == d.quote(61_000)
+    assert decisions[-1].quote(60_000) == (60, Decimal("0.62900"))  # R9 + R12
+
+
+def test_naive_and_zoned_times_are_the_same_utc_day() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    inv = inventory()
+    naive = decide(inv, CallFacts(dnis="+12125551234", ani="+17275550100", trunk_group_id="tg",
+                                  at=datetime(2026, 1, 1, 3, 0)))  # fmt: skip
+    est = timezone(timedelta(hours=-5))
+    zoned = decide(inv, CallFacts(dnis="+12125551234", ani="+17275550100", trunk_group_id="tg",
+                                  at=datetime(2025, 12, 31, 22, 0, tzinfo=est)))  # fmt: skip
+    assert naive == zoned
+    assert datetime(2025, 12, 31, 22, 0, tzinfo=est).astimezone(UTC).day == 1
+
+
+@pytest.mark.rule("R9")
+def test_inbound_finds_the_customer_by_its_number() -> None:
+    inv = inventory()
+    d = decide(inv, CallFacts(dnis="7275550105", ani="+12125551234", direction="inbound"))
+    assert (d.action, d.customer_id, d.trunk_group_id, d.jurisdiction) == (
+        "forward", "acme", "tg", "inbound")
+    assert d.rate_per_minute == Decimal("0.00000")
+
+
+def test_default_plan_carries_the_agreement_figures() -> None:
+    plan = inventory().rate_plans["p"]
+    assert plan.toll_free_inbound_per_minute == Decimal("0.02900")  # R9
+    assert plan.payphone_surcharge == Decimal("0.60000")  # R12
+    assert plan.alaska_per_minute == Decimal("0.30000")  # R7
+    assert {k: str(v) for k, v in plan.offshore_toll_free_per_minute.items()} == {
+        "AK": "0.45000", "CA": "0.08000", "MP": "0.30000", "GU": "0.15000", "HI": "0.05000",
+        "PR": "0.19000", "VI": "0.18000"}  # R10  # fmt: skip
+    assert (plan.domestic_increments, plan.international_increments, plan.mexico_increments) == (
+        (6, 6), (30, 6), (60, 60))  # R1  # fmt: skip
+
+
+class _Node:
+    def __init__(self, inv: Inventory) -> None:
+        self.inventory = inv
+
+    async def check_dependencies(self) -> dict:
+        return {"postgres": "ok", "redis": "ok"}
+
+
+def _client():
+    from fastapi.testclient import TestClient
+
+    from services.api import create_app
+
+    inv = inventory()
+    inv.numbers["+18005550100"] = Number("+18005550100", "acme", "tg", "assigned")
+    return TestClient(create_app(_Node(inv)))
+
+
+def test_http_rate_and_quote_shapes() -> None:
+    client = _client()
+    r = client.post("/v1/rate", json={"trunk_id": "tg", "ani": "+17275550100",
+                                      "dnis": "+12125551234"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["action"] == "forward" and body["jurisdiction"] == "interstate"
+    assert body["rate_per_minute"] == "0.01200" and body["billing_increments"] == [6, 6]
+    assert body["trunk_id"] == "tg" and body["currency"] == "USD" and body["rating_rule"] == "R7"
+    q = client.post("/v1/quote", json={"trunk_id": "tg", "ani": "+17275550100",
+                                       "dnis": "+12125551234", "duration_seconds": 61})  # fmt: skip
+    assert (q.json()["billed_seconds"], q.json()["amount"]) == (66, "0.01320")  # README's example
+    tf = client.post("/v1/quote", json={"customer_id": "acme", "ani": "+17875551234",
+                                        "oli": "27", "dnis": "+18005550100",
+                                        "direction": "inbound", "duration_seconds": "60"})  # fmt: skip
+    assert (tf.json()["amount"], tf.json()["per_call_charge"]) == ("0.79000", "0.60000")
+    refused = client.post("/v1/rate", json={"trunk_id": "tg", "dnis": "19005551234"}).json()
+    assert (refused["action"], refused["sip_status"], refused["rule"]) == ("reject", 403, "A2")
+
+
+def test_http_bad_input() -> None:
+    client = _client()
+    r = client.post("/v1/rate", json={"dnis": "+12125551234"})
+    assert r.status_code == 422 and "give trunk_id or customer_id" in r.text
+    r = client.post("/v1/rate", json={"trunk_id": "tg", "dnis": "+1", "colour": "red"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "colour"]
+    r = client.post("/v1/quote", json={"trunk_id": "tg", "dnis": "+12125551234",
+                                       "duration_seconds": -1})  # fmt: skip
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "duration_seconds"]
+    r = client.post("/v1/rate", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert client.post("/v1/rate", json={"trunk_id": "nope", "dnis": "911"}).status_code == 404
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/v1/quote"]["post"]["requestBody"]["content"]["application/json"]
+    assert "duration_seconds" in body["schema"]["properties"]
+    ok = spec["paths"]["/v1/rate"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert ok["schema"]["$ref"].endswith("/RateOut")
