@@ -55,6 +55,39 @@ def _from_from(req: Request) -> str | None:
 _SOURCES = {"pai": _from_pai, "rpid": _from_rpid, "from": _from_from}
 
 
+def oli_digits(req: Request) -> str | None:
+    """Rule R12: ANI II / OLI digits from an `oli` or `isup-oli` parameter of the
+    Request-URI, From or P-Asserted-Identity URI (or the user part's own parameters)."""
+    candidates = [req.uri, req.headers.get("From") or "", *req.headers.get_all("P-Asserted-Identity")]
+    for value in candidates:
+        lower = value.lower()
+        for name in ("isup-oli=", "oli="):
+            at = lower.find(";" + name)
+            if at >= 0:
+                start = at + 1 + len(name)
+                digits = ""
+                for ch in value[start:]:
+                    if not ch.isdigit():
+                        break
+                    digits += ch
+                if digits:
+                    return digits
+    return None
+
+
+def forwarded_from(req: Request) -> str | None:
+    """Rule R13: the number a forwarded call was diverted from (RFC 5806 Diversion, first
+    entry; else the History-Info entry before the last)."""
+    for value in req.headers.get_all("Diversion"):
+        user = _user_of(value)
+        if user:
+            return user
+    history = req.headers.get_all("History-Info")
+    if len(history) >= 2:
+        return _user_of(history[-2])
+    return None
+
+
 def originating_ani(req: Request, precedence: tuple[str, ...]) -> tuple[str | None, str]:
     """(raw user part, source) by the trunk's precedence; ('from' with None when absent)."""
     for source in precedence:

@@ -643,6 +643,12 @@ class Edge:
             await self._publish(event)
         except Exception as exc:  # the call is over either way; the event must not vanish
             log.error("cdr_publish_failed", error=repr(exc), cdr=event.to_json())
+        credit = self.router.credit
+        if credit is not None and event.amount and event.customer_id:
+            try:  # rule A6: the customer's unbilled usage, reconciled from Postgres later
+                await credit.add_usage(event.customer_id, event.amount, at=event.started_at)
+            except Exception as exc:
+                log.warning("credit_usage_failed", error=repr(exc))
 
     async def _release(self, call: Call) -> None:
         o: Outcome | None = call.outcome

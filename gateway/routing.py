@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.ani import originating_ani
+from gateway.ani import forwarded_from, oli_digits, originating_ani
 from gateway.proxy import host_port
 from gateway.sip.digest import Credential, DigestAuthenticator
 from gateway.sip.headers import parse_name_addr, parse_uri
 from gateway.sip.message import Request, SipError
 from rater.admission import SlotStore
+from rater.credit import CreditGuard
 from rater.decision import CallFacts, Decision, decide
 from services import logs, metrics
 from services.inventory import Inventory, TrunkGroup
@@ -63,10 +64,12 @@ class Router:
         inventory: Callable[[], Inventory],
         slots: SlotStore,
         auth: DigestAuthenticator | None = None,
+        credit: CreditGuard | None = None,
     ) -> None:
         self._inventory = inventory
         self.slots = slots
         self.auth = auth
+        self.credit = credit
 
     def _authenticate(self, inv: Inventory, req: Request) -> TrunkGroup | Outcome:
         """Rule A8 by digest (RFC 8760): the trunk whose credentials the INVITE proves, or
@@ -113,8 +116,12 @@ class Router:
         t0 = time.perf_counter()
         decision = decide(
             inv,
-            CallFacts(dnis=dialled_user(req), ani=ani, ani_source=source, trunk_group_id=tg.id),
-        )
+            CallFacts(dnis=dialled_user(req), ani=ani, ani_source=source, trunk_group_id=tg.id,
+                      oli=oli_digits(req), forwarded_from=forwarded_from(req),
+                      source_ip=source_ip, user_agent=req.headers.get("User-Agent")),
+        )  # fmt: skip
+        if self.credit is not None:
+            decision = await self.credit.admit(decision)  # rule A6; 911 passes (E7)
         out = Outcome(decision, tg)
         if decision.action == "reject":
             metrics.admission_rejections_total.labels(cause=decision.rule or "other").inc()

@@ -24,6 +24,7 @@ from gateway.routing import Router
 from gateway.sip.digest import DigestAuthenticator
 from gateway.transports import tls_client_context, tls_server_context
 from rater.admission import LocalSlots, RedisSlots, SlotStore
+from rater.credit import CreditGuard
 from services import api, db, gctune, inventory, logs, metrics, redisconn
 from services.cdr import CdrEvent, CdrPublisher, CdrWriter
 from services.config import LOOPBACK_DATABASE_URL, LOOPBACK_REDIS_URL, Settings
@@ -60,6 +61,7 @@ class Node:
         self._http: uvicorn.Server | None = None
         self._stop = asyncio.Event()
         self.workers: WorkerSupervisor | None = None
+        self.credit: CreditGuard | None = None
 
     @property
     def database_url(self) -> str:
@@ -78,6 +80,12 @@ class Node:
         self._tasks.append(asyncio.create_task(self._resync_loop()))
         self._tasks.append(asyncio.create_task(_watch_loop_lag()))
 
+        self.credit = (
+            CreditGuard.redis(self.redis, s.redis_prefix, lambda: self.inventory)
+            if self.redis is not None
+            else CreditGuard.local(lambda: self.inventory)
+        )
+        self._tasks.append(asyncio.create_task(self._reconcile_credit_loop()))
         if "gateway" in self.roles:
             slots: SlotStore
             if self.redis is not None:
@@ -102,7 +110,7 @@ class Node:
                 else NoDialogStore()
             )
             self.edge = Edge(
-                Router(lambda: self.inventory, slots, self._authenticator()),
+                Router(lambda: self.inventory, slots, self._authenticator(), self.credit),
                 Local(host, port, s.tls_port if tls_server else None,
                       aliases=(shared,) if shared else ()),
                 self._cdr_sink(),
@@ -194,6 +202,19 @@ class Node:
             await asyncio.sleep(60)
             with contextlib.suppress(OSError, asyncpg.PostgresError):
                 await self.reload_inventory()
+
+    async def _reconcile_credit_loop(self, every: float = 300) -> None:
+        """Rule A6: usage counters drift (a crash between call end and counter); the
+        CDR table is the truth, re-read now and then. Only one process needs to."""
+        if self.settings.worker_index != 0:
+            return
+        while True:
+            try:
+                assert self.credit is not None and self.pool is not None
+                await self.credit.reconcile(self.pool)
+            except Exception as exc:
+                log.warning("credit_reconcile_failed", error=repr(exc))
+            await asyncio.sleep(every)
 
     async def check_dependencies(self) -> dict[str, str]:
         checks: dict[str, str] = {}

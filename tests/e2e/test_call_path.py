@@ -96,3 +96,24 @@ async def test_unknown_source_gets_403(pg, start_node, carrier, tmp_path) -> Non
                      limit=1, duration_ms=100, ip="127.0.0.9", timeout=10)  # fmt: skip
     assert result.returncode != 0  # the scenario expects 200 or 503; 403 fails the call
     assert 'sipcc_admission_rejections_total{cause="A8"} 1.0' in node.metrics()
+
+
+@pytest.mark.rule("A6")
+async def test_credit_limit_blocks_new_calls(pg, start_node, carrier, tmp_path) -> None:
+    doc = example(trunks=5)
+    doc["customers"][0]["credit_limit"] = "0.00100"
+    node = await start_node(doc)
+    inf = write_injection(tmp_path / "calls.csv", [(NEW_YORK, "+17275550100")])
+    first = run_uac(tmp_path / "first", f"127.0.0.1:{node.sip_port}", inf, calls=1, rate=1,
+                    limit=1, duration_ms=500)  # fmt: skip
+    assert first.returncode == 0 and first.counts["5_200_recv"] == 1  # $0.00120 > $0.00100
+    assert await wait_rows(pg, 1) == 1
+    await asyncio.sleep(0.2)  # the usage counter follows the CDR
+    second = run_uac(tmp_path / "second", f"127.0.0.1:{node.sip_port}", inf, calls=1, rate=1,
+                     limit=1, duration_ms=500, timeout=10)  # fmt: skip
+    assert second.counts.get("5_200_recv", 0) == 0
+    assert await wait_rows(pg, 2) == 2
+    rows = await pg.fetch("SELECT disposition, sip_status, reason FROM cdrs ORDER BY started_at")
+    assert [(r["disposition"], r["sip_status"]) for r in rows] == [("answered", 200), ("rejected", 403)]
+    assert rows[1]["reason"].startswith("A6:")
+    assert 'sipcc_admission_rejections_total{cause="A6"} 1.0' in node.metrics()
