@@ -183,7 +183,9 @@ class CdrWriter:
         t0 = time.perf_counter()
         events: list[CdrEvent] = []
         bad: list[bytes] = []
-        for entry_id, data in entries:
+        for n, (entry_id, data) in enumerate(entries):
+            if n and n % 500 == 0:
+                await asyncio.sleep(0)  # a big batch must not hold up SIP on the same loop
             payload = data.get(b"e") or data.get("e")
             try:
                 events.append(CdrEvent.from_json(payload))
