@@ -150,7 +150,9 @@ class CdrWriter:
         self._stopping.set()
 
     async def drain(self) -> None:
-        """Write what is still on the stream (a node stopping after its last calls)."""
+        """Write what is still on the stream (a node stopping after its last calls): first
+        what this consumer read and did not acknowledge, then what nobody read yet."""
+        await self._drain_pending()
         while True:
             resp = await self._r.xreadgroup(
                 GROUP, self.consumer, {self.stream: ">"}, count=self.batch_max

@@ -62,6 +62,7 @@ class Node:
         self._stop = asyncio.Event()
         self.workers: WorkerSupervisor | None = None
         self.credit: CreditGuard | None = None
+        self._writer_task: asyncio.Task | None = None
 
     @property
     def database_url(self) -> str:
@@ -134,7 +135,8 @@ class Node:
                 self.pool, self.redis, s.redis_prefix + s.cdr_stream, batch_max=s.cdr_batch_max
             )
             await self.writer.ensure_group()
-            self._tasks.append(asyncio.create_task(self.writer.run()))
+            self._writer_task = asyncio.create_task(self.writer.run())
+            self._tasks.append(self._writer_task)
         host, port = s.http_addr
         config = uvicorn.Config(
             api.create_app(self), host=host, port=port, log_config=None, access_log=False,
@@ -241,6 +243,12 @@ class Node:
             await self.edge.stop(drain_seconds)
         if self.writer is not None:
             self.writer.stop()
+            if self._writer_task is not None:
+                # Its last read may hold entries it never wrote: stop it, then write
+                # everything still pending for this consumer and on the stream.
+                self._writer_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._writer_task
             try:
                 await asyncio.wait_for(self.writer.drain(), 10)
             except Exception as exc:  # left on the stream: the next writer takes it
