@@ -410,40 +410,9 @@ async def wait_ready(port: int, server: subprocess.Popen) -> None:
     raise RuntimeError("sipcc api did not start in 30 s")
 
 
-class RedMiddleware:
-    """services/api.py's request counter and latency histogram as a pure ASGI middleware.
-    `@app.middleware("http")` (Starlette's BaseHTTPMiddleware) spends about 300 µs of CPU
-    per request on this machine (a task group and memory streams per request); this does
-    the same bookkeeping for a few µs. Measured with --http-variant asgi-red."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        from services import metrics
-
-        t0 = time.perf_counter()
-        status = 500
-
-        async def send_status(message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            name = getattr(scope.get("route"), "path", "unmatched")
-            metrics.http_requests_total.labels(route=name, status=str(status)).inc()
-            metrics.http_request_seconds.labels(route=name).observe(time.perf_counter() - t0)
-
-
 def swap_red_middleware() -> None:
     from services import api
+    from services.api import RedMiddleware
 
     original = api.create_app
 

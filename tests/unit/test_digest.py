@@ -218,7 +218,7 @@ def test_full_exchange(algorithm: str) -> None:
 
 
 @pytest.mark.rule("A8")
-@pytest.mark.skipif("SHA-512-256" not in SUPPORTED_ALGORITHMS, reason="no SHA-512/256 here")
+@pytest.mark.skipif("SHA-512-256" not in SUPPORTED_ALGORITHMS, reason="platform: this hashlib has no SHA-512/256")
 def test_full_exchange_sha512_256() -> None:
     auth, _ = make_auth(algorithms=("SHA-512-256",))
     lookup = store(make_credential(USER, REALM, PASSWORD, algorithms=("SHA-512-256",)))
