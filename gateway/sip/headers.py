@@ -139,16 +139,28 @@ _CSEQ_RE = re.compile(rf"{_WS}([0-9]+)[ \t]+({_TOKEN}){_WS}")
 # rejects goes through the full grammar, which gives the verdict and the error; a value it
 # accepts the full grammar accepts too.  tests/unit/test_sip_headers.py checks both
 # properties on generated values.
-_FAST_PARAMS = rf"(?:;{_TOKEN}(?:=[{_TOKEN_CHARS}:\[\]]+)?)*"
+#
+# Their quantifiers are possessive (``*+``, ``++``, ``?+``: no backtracking into them),
+# which `re` runs faster; that changes nothing here because each one is followed by a
+# character its own class cannot hold (a name by '=' or ';', a value by ';', a URI by
+# '>', a host by ':' or ';' ...), so giving characters back could never lead to a match.
+# The pattern texts (FAST_*) are exported so that the message layer can check several
+# fields in one match, joined by "\n", which none of them can hold.
+_FAST_PARAMS = rf"(?:;[{_TOKEN_CHARS}]++(?:=[{_TOKEN_CHARS}:\[\]]++)?+)*+"
+_FAST_HOST = r"[A-Za-z0-9_\-.]++|\[[0-9A-Fa-f:.]++\]"  # _HOST, alternatives swapped
 # _VIA_RE without LWS, for the protocol every via-parm carries.  (transport, host, port,
 # params)
-_VIA_FAST_RE = re.compile(rf"SIP/2\.0/({_TOKEN}) ({_HOST})(?::([0-9]{{1,5}}))?({_FAST_PARAMS})")
-# _NAME_ADDR_RE's name-addr branch without LWS at the ends.  (quoted display, token
-# display, URI, params)
-_NAME_ADDR_FAST_RE = re.compile(
-    rf"(?:({_QUOTED})|({_DISPLAY_TOKEN}(?:[ \t]+{_DISPLAY_TOKEN})*))?{_WS}"
-    rf"<([A-Za-z][A-Za-z0-9+\-.]*:[^\x00-\x20<>]*)>({_FAST_PARAMS})"
+FAST_VIA = rf"SIP/2\.0/([{_TOKEN_CHARS}]++) ({_FAST_HOST})(?::([0-9]{{1,5}}))?+({_FAST_PARAMS})"
+_VIA_FAST_RE = re.compile(FAST_VIA)
+# _NAME_ADDR_RE's name-addr branch without LWS at the ends (the bare ``<`` first: most
+# From/To/Contact values have no display name).  [^\x00-\x20<>] is spelled as the ranges
+# it leaves, which `re` tests faster.  (quoted display, token display, URI, params)
+_DISPLAY_TOKEN_POSS = rf"[{_TOKEN_CHARS}\x80-\U0010ffff]++"
+FAST_NAME_ADDR = (
+    rf"(?:<|(?:({_QUOTED})|({_DISPLAY_TOKEN_POSS}(?:[ \t]+{_DISPLAY_TOKEN_POSS})*+))"
+    rf"[ \t]*+<)([A-Za-z][A-Za-z0-9+\-.]*+:[!-;=?-\U0010ffff]*+)>({_FAST_PARAMS})"
 )
+_NAME_ADDR_FAST_RE = re.compile(FAST_NAME_ADDR)
 # _SCHEME_RE + _SIP_REST_RE in one expression for sip/sips (the scheme is matched
 # case-insensitively, as _uri_match lower-cases it).  (scheme, user, password, host, port,
 # params, headers)
@@ -156,10 +168,14 @@ _SIP_URI_RE = re.compile(rf"([Ss][Ii][Pp][Ss]?):{_SIP_REST_RE.pattern}")
 # The same without '?' anywhere -- the user part may hold one, so it is left out of the
 # user's characters -- which is what a Request-URI looks like: no ?headers (escruri.dat).
 # On a string without '?' the two expressions make the same choices, so the groups agree.
-_RURI_FAST_RE = re.compile(
-    rf"([Ss][Ii][Pp][Ss]?):(?:({_USER.replace('?', '')})(?::({_PASSWORD}))?@)?({_HOST})"
-    rf"(?::([0-9]{{1,5}}))?({_UPARAMS})"
+# (scheme, user, password, host, port, params)
+_UPCHARS = _UPCHAR[1:-1]
+FAST_REQUEST_URI = (
+    rf"([Ss][Ii][Pp][Ss]?+):(?:([{_USER[1:-2].replace('?', '')}]++)"
+    rf"(?::([{_PASSWORD[1:-2]}]*+))?+@)?+({_FAST_HOST})(?::([0-9]{{1,5}}))?+"
+    rf"((?:;[{_UPCHARS}]++(?:=[{_UPCHARS}]*+)?+)*+)"
 )
+_RURI_FAST_RE = re.compile(FAST_REQUEST_URI)
 _QUOTED_PAIR_RE = re.compile(r"\\(.)", re.S)
 _NEEDS_ESCAPE_RE = re.compile(r'["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
 # One element of a comma-separated header value: everything up to a comma that is
@@ -396,18 +412,23 @@ def _parse_uri(text: str, *, opaque_ok: bool) -> Uri:
 
 
 def _uri_from_sip_match(m: re.Match[str]) -> Uri:
-    """The `Uri` of a `_SIP_URI_RE` or `_RURI_FAST_RE` match (what `_uri_from_match`
-    builds from the two-step match of the same text)."""
-    host = m[4]
-    params = m[6]
+    """The `Uri` of a `_SIP_URI_RE` match (what `_uri_from_match` builds from the
+    two-step match of the same text)."""
+    scheme, user, password, host, port, params, headers = m.groups()
+    if port is not None:
+        number = int(port)  # at most 5 digits
+        if number > 65535:
+            raise SipError(f"port out of range: {port}")
+    else:
+        number = None
     return Uri(
-        m[1].lower(),
-        m[2],
-        m[3],
+        scheme.lower(),
+        user,
+        password,
         host[1:-1] if host[0] == "[" else host,
-        None if m[5] is None else _port(m[5]),
+        number,
         _split_params(params) if params else {},
-        m.group(7) if m.re is _SIP_URI_RE else None,
+        headers,
     )
 
 
@@ -594,11 +615,21 @@ def _via_from_match(m: re.Match[str]) -> Via:
 
 
 def _via_from_fast(m: re.Match[str]) -> Via:
-    transport, host, port, params = m.groups()
+    return via_from_parts(*m.groups())
+
+
+def via_from_parts(transport: str, host: str, port: str | None, params: str) -> Via:
+    """The `Via` of the groups of a `FAST_VIA` match."""
+    if port is not None:
+        number = int(port)  # at most 5 digits
+        if number > 65535:
+            raise SipError(f"port out of range: {port}")
+    else:
+        number = None
     return Via(
         transport.upper(),
         host[1:-1] if host[0] == "[" else host,
-        None if port is None else _port(port),
+        number,
         _split_params(params) if params else {},
     )
 
@@ -613,18 +644,17 @@ def match_via(value: str) -> re.Match[str]:
     return m
 
 
-def match_request_uri(text: str) -> re.Match[str] | Callable[[], Uri]:
-    """`check_uri(text, allow_headers=False)`, returning for a sip/sips URI of the
-    usual shape the match itself (for `from_match`) instead of a deferred build."""
+def check_request_uri(text: str) -> None:
+    """``check_uri(text, allow_headers=False)``, building nothing."""
     m = _RURI_FAST_RE.fullmatch(text)
     if m is None or (m[5] is not None and len(m[5]) == 5 and m[5] > "65535"):
-        return check_uri(text, allow_headers=False)
-    return m
+        check_uri(text, allow_headers=False)
 
 
-def from_match(m: re.Match[str]) -> Via | Uri:
-    """The object a `match_via` or `match_request_uri` match stands for."""
-    return _FROM_MATCH[m.re](m)
+def from_match(m: re.Match[str]) -> Via:
+    """The `Via` a `match_via` match stands for."""
+    # (compared by identity: hashing a compiled pattern hashes its whole code)
+    return _via_from_fast(m) if m.re is _VIA_FAST_RE else _via_from_match(m)
 
 
 def check_via(value: str) -> Callable[[], Via]:
@@ -649,11 +679,3 @@ def parse_cseq(value: str) -> tuple[int, str]:
 
 def is_token(text: str) -> bool:
     return _TOKEN_RE.fullmatch(text) is not None
-
-
-_FROM_MATCH: dict[re.Pattern[str], Callable[[re.Match[str]], Via | Uri]] = {
-    _VIA_FAST_RE: _via_from_fast,
-    _VIA_RE: _via_from_match,
-    _RURI_FAST_RE: _uri_from_sip_match,
-    _SIP_URI_RE: _uri_from_sip_match,
-}

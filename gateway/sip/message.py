@@ -38,20 +38,21 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from functools import partial
-from itertools import islice
 from operator import itemgetter
 from typing import TypeVar
 
 from gateway.sip.headers import (
+    FAST_NAME_ADDR,
+    FAST_REQUEST_URI,
+    FAST_VIA,
     MAX_UINT32,
     NameAddr,
     SipError,
     Uri,
     Via,
+    check_request_uri,
     from_match,
     is_token,
-    match_request_uri,
     match_via,
     name_addr_params,
     name_addr_params_text,
@@ -62,6 +63,7 @@ from gateway.sip.headers import (
     parse_via,
     small_int,
     split_list,
+    via_from_parts,
 )
 
 __all__ = [
@@ -80,7 +82,8 @@ _T = TypeVar("_T")
 _Match = re.Match
 _ITEM0 = itemgetter(0)
 _NAME_VALUE = itemgetter(1, 2)
-_MISSING = object()
+_SEPARATORS = [": "] * 64
+_CRLFS = ["\r\n"] * 64
 
 # --------------------------------------------------------------------------------------------
 # Header names
@@ -183,30 +186,40 @@ def canonical_name(name: str) -> str:
 class Headers:
     """Ordered, multi-valued header fields.
 
-    Stored as ``(key, name, value)`` triples: `key` is the lower-cased canonical name used
-    for every lookup, `name` is what ``to_bytes`` writes (canonical long form for known
-    fields, the received spelling for unknown ones), `value` the raw unfolded text.  A
-    parallel list holds the keys alone, so that finding a field is one ``list.index`` or
-    ``list.count`` (C, identity compares for known names) rather than a Python loop;
-    every method that changes the triples changes it too.
+    Held as three parallel lists -- `_keys` (the lower-cased canonical name, used for
+    every lookup), `_names` (what ``to_bytes`` writes: the canonical long form for known
+    fields, the received spelling for unknown ones) and `_values` (the raw unfolded
+    text) -- rather than one tuple per field: finding a field is one ``list.index`` or
+    ``list.count`` (C, identity compares for known names, whose keys are interned), and a
+    parsed message keeps three lists alive instead of a tuple per field, which the cyclic
+    garbage collector would otherwise count and walk.  Every method keeps the lists
+    aligned.
     """
 
-    __slots__ = ("_items", "_keys")
+    __slots__ = ("_keys", "_names", "_values")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._items: list[tuple[str, str, str]] = []
         self._keys: list[str] = []
+        self._names: list[str] = []
+        self._values: list[str] = []
         for name, value in items:
             self.add(name, value)
 
     @classmethod
-    def _from_triples(
-        cls, triples: list[tuple[str, str, str]], keys: list[str] | None = None
-    ) -> Headers:
+    def _from_lists(cls, keys: list[str], names: list[str], values: list[str]) -> Headers:
         headers = cls.__new__(cls)
-        headers._items = triples
-        headers._keys = list(map(_ITEM0, triples)) if keys is None else keys
+        headers._keys = keys
+        headers._names = names
+        headers._values = values
         return headers
+
+    def _assign(self, triples: list[tuple[str, str, str]]) -> None:
+        self._keys = [t[0] for t in triples]
+        self._names = [t[1] for t in triples]
+        self._values = [t[2] for t in triples]
+
+    def _triples(self) -> list[tuple[str, str, str]]:
+        return list(zip(self._keys, self._names, self._values, strict=True))
 
     @staticmethod
     def _checked(name: str, value: str) -> tuple[str, str, str]:
@@ -228,7 +241,7 @@ class Headers:
             key = _name_info(name)[0]
         keys = self._keys
         if key in keys:
-            return self._items[keys.index(key)][2]
+            return self._values[keys.index(key)]
         return None
 
     def get_all(self, name: str) -> list[str]:
@@ -240,35 +253,36 @@ class Headers:
         keys = self._keys
         count = keys.count(key)
         if count == 1:
-            value = self._items[keys.index(key)][2]
+            value = self._values[keys.index(key)]
             if key not in _LIST_KEYS:
                 return [value]
             if "," not in value:
-                # split_list of a value without a comma: the value, stripped
+                # what split_list makes of a value without a comma: the value, stripped
                 value = value.strip(" \t")
                 return [value] if value else []
             return [element for element in split_list(value) if element]
         if not count:
             return []
-        values = [item[2] for item in self._items if item[0] == key]
+        values = [v for k, v in zip(keys, self._values, strict=True) if k == key]
         if key not in _LIST_KEYS:
             return values
         return [element for value in values for element in split_list(value) if element]
 
     def add(self, name: str, value: str) -> None:
-        item = self._checked(name, value)
-        self._items.append(item)
-        self._keys.append(item[0])
+        key, stored, value = self._checked(name, value)
+        self._keys.append(key)
+        self._names.append(stored)
+        self._values.append(value)
 
     def insert(self, name: str, value: str) -> None:
         """Put a field before the first field of that name, or at the top if absent
         (where a proxy adds its Via and Record-Route)."""
-        item = self._checked(name, value)
-        key = item[0]
+        key, stored, value = self._checked(name, value)
         keys = self._keys
         index = keys.index(key) if key in keys else 0
-        self._items.insert(index, item)
         keys.insert(index, key)
+        self._names.insert(index, stored)
+        self._values.insert(index, value)
 
     def set(self, name: str, value: str) -> None:
         """Replace every field of that name by one, where the first one stood."""
@@ -277,25 +291,24 @@ class Headers:
         keys = self._keys
         count = keys.count(key)
         if count == 1:
-            self._items[keys.index(key)] = item
-        elif not count:
-            self._items.append(item)
-            keys.append(key)
-        else:
-            items = self._items
             index = keys.index(key)
-            self._items = [
-                *items[:index],
-                item,
-                *(x for x in items[index + 1 :] if x[0] != key),
-            ]
-            self._keys = list(map(_ITEM0, self._items))
+            self._names[index] = item[1]
+            self._values[index] = item[2]
+        elif not count:
+            keys.append(key)
+            self._names.append(item[1])
+            self._values.append(item[2])
+        else:
+            index = keys.index(key)
+            triples = self._triples()
+            self._assign(
+                [*triples[:index], item, *(t for t in triples[index + 1 :] if t[0] != key)]
+            )
 
     def remove(self, name: str) -> None:
         key = _key(name)
         if key in self._keys:
-            self._items = [item for item in self._items if item[0] != key]
-            self._keys = list(map(_ITEM0, self._items))
+            self._assign([t for t in self._triples() if t[0] != key])
 
     def pop_first(self, name: str) -> str | None:
         """Remove and return the first value: the first element of the first field for
@@ -304,28 +317,29 @@ class Headers:
         keys = self._keys
         if key not in keys:
             return None
-        items = self._items
         index = keys.index(key)
-        value = items[index][2]
+        values = self._values
+        value = values[index]
         if key in _LIST_KEYS:
             if "," not in value:
+                # split_list gives the value stripped, or nothing when that is empty
                 element = value.strip(" \t")
-                del items[index], keys[index]
+                del keys[index], self._names[index], values[index]
                 return element if element else value
             elements = [e for e in split_list(value) if e]
             if len(elements) > 1:
-                items[index] = (key, items[index][1], ", ".join(elements[1:]))
+                values[index] = ", ".join(elements[1:])
                 return elements[0]
-            del items[index], keys[index]
+            del keys[index], self._names[index], values[index]
             return elements[0] if elements else value
-        del items[index], keys[index]
+        del keys[index], self._names[index], values[index]
         return value
 
     def copy(self) -> Headers:
-        return Headers._from_triples(self._items.copy(), self._keys.copy())
+        return Headers._from_lists(self._keys.copy(), self._names.copy(), self._values.copy())
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return map(_NAME_VALUE, self._items)
+        return zip(self._names, self._values, strict=True)
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
@@ -333,24 +347,24 @@ class Headers:
         return _key(name) in self._keys
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._keys)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return [i[1:] for i in self._items] == [i[1:] for i in other._items]
+        return self._names == other._names and self._values == other._values
 
     __hash__ = None  # type: ignore[assignment]  # mutable
 
     def __repr__(self) -> str:
-        return f"Headers({[i[1:] for i in self._items]!r})"
+        return f"Headers({list(zip(self._names, self._values, strict=True))!r})"
 
 
 def _first(headers: Headers, key: str) -> str | None:
     """``headers.get`` for a key (the views' lookup)."""
     keys = headers._keys
     if key in keys:
-        return headers._items[keys.index(key)][2]
+        return headers._values[keys.index(key)]
     return None
 
 
@@ -401,13 +415,44 @@ class _Message:
     malformed (possible only for a message built or edited by hand: `parse_message`
     checked them).  Objects they return (`Via`, `NameAddr`, `Uri`) are the cached ones:
     to change a field, build a new value and write it with ``headers.set``/``insert``.
+
+    Each view is cached with the raw header text it was made from and is made again when
+    the field's text has changed, so the cache can never go stale.  The top Via and the
+    From/To tags, which transactions and proxies read on every message, have slots of
+    their own; the parser leaves in them what its checks already found (the Via's match,
+    the tags' parameter text), so that the first use does not match the text again.
+    Everything else goes into `_cache`, keyed by (kind, raw text), made on first use.
     """
 
-    __slots__ = ("_cache", "body", "headers", "version")
+    __slots__ = (
+        "_cache",
+        "_from_raw",
+        "_from_tag",
+        "_from_text",
+        "_to_raw",
+        "_to_tag",
+        "_to_text",
+        "_via",
+        "_via_raw",
+        "body",
+        "headers",
+        "version",
+    )
 
     headers: Headers
     body: bytes
     version: str
+
+    def _init_views(self) -> None:
+        self._cache: dict | None = None
+        self._via_raw: str | None = None
+        self._via: Via | re.Match[str] | None = None
+        self._from_raw: str | None = None
+        self._from_text: str | None = None  # header-parameter text whose tag is still to read
+        self._from_tag: str | None = None
+        self._to_raw: str | None = None
+        self._to_text: str | None = None
+        self._to_tag: str | None = None
 
     def _start_line(self) -> str:
         raise NotImplementedError
@@ -418,62 +463,52 @@ class _Message:
         body."""
         body = self.body
         headers = self.headers
-        items = headers._items
         keys = headers._keys
+        values = headers._values
+        count = len(keys)
+        # start line, CRLF, then "name", ": ", "value", CRLF per field, then a CRLF: the
+        # fields are laid in by four extended-slice assignments (C loops), not a loop.
+        end = 4 * count + 2
+        parts: list[str | None] = [None] * (end + 1)
+        parts[0] = self._start_line()
+        parts[1] = "\r\n"
+        parts[2:end:4] = headers._names
+        parts[3:end:4] = _SEPARATORS[:count] if count <= 64 else [": "] * count
+        parts[4:end:4] = values
+        parts[5:end:4] = _CRLFS[:count] if count <= 64 else ["\r\n"] * count
+        parts[end] = "\r\n"
         length = str(len(body))
-        lines = [f"{name}: {value}" for _, name, value in items]
         count = keys.count(_CONTENT_LENGTH)
         if count == 1:
             index = keys.index(_CONTENT_LENGTH)
-            if items[index][2] != length:
-                lines[index] = "Content-Length: " + length
+            if values[index] != length:
+                parts[4 * index + 4] = length
         elif not count:
-            lines.append("Content-Length: " + length)
+            parts[end] = f"Content-Length: {length}\r\n\r\n"
         else:  # the first one, with the body's length, where it stands; the others go
             index = keys.index(_CONTENT_LENGTH)
-            lines[index] = "Content-Length: " + length
-            lines = [
-                line for i, line in enumerate(lines) if i <= index or keys[i] != "content-length"
-            ]
-        lines.append("\r\n")
-        head = self._start_line() + "\r\n" + "\r\n".join(lines)
-        return head.encode("utf-8", "surrogateescape") + bytes(body)
+            parts[4 * index + 4] = length
+            for i in range(index + 1, len(keys)):
+                if keys[i] == _CONTENT_LENGTH:
+                    parts[4 * i + 2 : 4 * i + 6] = ("", "", "", "")
+        return "".join(parts).encode("utf-8", "surrogateescape") + bytes(body)  # type: ignore[arg-type]
 
     def _cached(self, kind: str, raw: str, parse: Callable[[str], _T]) -> _T:
-        """The `kind` view of header text `raw`.  The parser's checks leave a pending
-        build in the cache -- the expression match they already made, or a `partial`
-        over it -- so that the first use does not match the text again."""
+        """The `kind` view of header text `raw` (made on first use)."""
         cache = self._cache
+        if cache is None:
+            cache = self._cache = {}
         key = (kind, raw)
         value = cache.get(key)
         if value is None:
             value = cache[key] = parse(raw)
-        elif type(value) is _Match:
-            value = cache[key] = from_match(value)  # type: ignore[assignment]
-        elif type(value) is partial:
-            value = cache[key] = value()
         return value
-
-    def _tag(self, key: str) -> str | None:
-        headers = self.headers
-        keys = headers._keys
-        if key not in keys:
-            return None
-        raw = headers._items[keys.index(key)][2]
-        cache = self._cache
-        cache_key = ("tag", raw)
-        tag = cache.get(cache_key, _MISSING)
-        if type(tag) is tuple:  # (parameter text,), left by the parser's check
-            tag = cache[cache_key] = params_tag(tag[0])
-        elif tag is _MISSING:
-            tag = cache[cache_key] = name_addr_params(raw).get("tag")
-        return tag
 
     @property
     def call_id(self) -> str | None:
         keys = self.headers._keys
         if "call-id" in keys:
-            return self.headers._items[keys.index("call-id")][2]
+            return self.headers._values[keys.index("call-id")]
         return None
 
     @property
@@ -481,7 +516,7 @@ class _Message:
         keys = self.headers._keys
         if "cseq" not in keys:
             return None
-        raw = self.headers._items[keys.index("cseq")][2]
+        raw = self.headers._values[keys.index("cseq")]
         value = _CSEQS.get(raw)
         return _parse_cseq(raw) if value is None else value
 
@@ -497,20 +532,60 @@ class _Message:
 
     @property
     def from_tag(self) -> str | None:
-        return self._tag("from")
+        keys = self.headers._keys
+        if "from" not in keys:
+            return None
+        raw = self.headers._values[keys.index("from")]
+        if raw == self._from_raw:
+            text = self._from_text
+            if text is None:
+                return self._from_tag
+            tag = self._from_tag = params_tag(text)
+            self._from_text = None
+            return tag
+        tag = name_addr_params(raw).get("tag")
+        self._from_raw, self._from_text, self._from_tag = raw, None, tag
+        return tag
 
     @property
     def to_tag(self) -> str | None:
-        return self._tag("to")
+        keys = self.headers._keys
+        if "to" not in keys:
+            return None
+        raw = self.headers._values[keys.index("to")]
+        if raw == self._to_raw:
+            text = self._to_text
+            if text is None:
+                return self._to_tag
+            tag = self._to_tag = params_tag(text)
+            self._to_text = None
+            return tag
+        tag = name_addr_params(raw).get("tag")
+        self._to_raw, self._to_text, self._to_tag = raw, None, tag
+        return tag
 
     @property
     def top_via(self) -> Via | None:
         keys = self.headers._keys
         if "via" not in keys:
             return None
-        raw = self.headers._items[keys.index("via")][2]
-        via = self._cache.get(("via", raw))
-        return via if type(via) is Via else self._cached("via", raw, _parse_top_via)
+        raw = self.headers._values[keys.index("via")]
+        if raw == self._via_raw:
+            via = self._via
+            if type(via) is Via:
+                return via
+            # a match the parser's check left: of the Via alone, or of several fields
+            pattern = via.re  # type: ignore[union-attr]
+            if pattern is _REQUEST_FIELDS or pattern is _REQUEST_CONTACT_FIELDS:
+                via = self._via = via_from_parts(*via.group(15, 16, 17, 18))  # type: ignore[union-attr]
+            elif pattern is _RESPONSE_FIELDS or pattern is _RESPONSE_CONTACT_FIELDS:
+                via = self._via = via_from_parts(*via.group(9, 10, 11, 12))  # type: ignore[union-attr]
+            else:
+                via = self._via = from_match(via)  # type: ignore[arg-type]
+            return via  # type: ignore[return-value]
+        via = _parse_top_via(raw)
+        self._via_raw, self._via = raw, via
+        return via
 
     @property
     def branch(self) -> str | None:
@@ -520,7 +595,7 @@ class _Message:
     @property
     def max_forwards(self) -> int | None:
         raw = _first(self.headers, "max-forwards")
-        return None if raw is None else self._cached("mf", raw, _parse_max_forwards)
+        return None if raw is None else _parse_max_forwards(raw)
 
     def name_addrs(self, name: str) -> list[NameAddr]:
         """Every element of a name-addr list header (Contact, Route, Record-Route,
@@ -545,7 +620,7 @@ class Request(_Message):
         self.version = "SIP/2.0"
         self.headers = Headers() if headers is None else headers
         self.body = body
-        self._cache: dict = {}
+        self._init_views()
 
     def _start_line(self) -> str:
         return f"{self.method} {self.uri} {self.version}"
@@ -577,7 +652,7 @@ class Response(_Message):
         self.version = "SIP/2.0"
         self.headers = Headers() if headers is None else headers
         self.body = body
-        self._cache: dict = {}
+        self._init_views()
 
     def _start_line(self) -> str:
         return f"{self.version} {self.status} {self.reason}"
@@ -622,27 +697,44 @@ def build_response(
     `to_tag` added when To has none and the status is above 100), Call-ID, CSeq, the
     Timestamp on a 100, then `headers`.  Works on a `SipError.partial` too: a To whose
     tag cannot be read is copied unchanged."""
-    items = req.headers._items
     keys = req.headers._keys
-    vias = keys.count("via")
-    if vias == 1:
-        out = [items[keys.index("via")]]
+    names = req.headers._names
+    values = req.headers._values
+    out_keys: list[str] = []
+    out_names: list[str] = []
+    out_values: list[str] = []
+    if keys.count("via") == 1:
+        index = keys.index("via")
+        out_keys.append(keys[index])
+        out_names.append(names[index])
+        out_values.append(values[index])
     else:
-        out = [item for item in items if item[0] == "via"]
+        for index, key in enumerate(keys):
+            if key == "via":
+                out_keys.append(key)
+                out_names.append(names[index])
+                out_values.append(values[index])
     for key in ("from", "to", "call-id", "cseq"):
         if key in keys:
-            item = items[keys.index(key)]
+            index = keys.index(key)
+            value = values[index]
             if key == "to" and to_tag is not None and status > 100:
                 try:
                     has_tag = req.to_tag is not None
                 except SipError:
                     has_tag = True
                 if not has_tag:
-                    item = (item[0], item[1], f"{item[2]};tag={to_tag}")
-            out.append(item)
+                    value = f"{value};tag={to_tag}"
+            out_keys.append(keys[index])
+            out_names.append(names[index])
+            out_values.append(value)
     if status == 100 and "timestamp" in keys:
-        out.extend(item for item in items if item[0] == "timestamp")
-    response = Response(status, reason, Headers._from_triples(out))
+        for index, key in enumerate(keys):
+            if key == "timestamp":
+                out_keys.append(key)
+                out_names.append(names[index])
+                out_values.append(values[index])
+    response = Response(status, reason, Headers._from_lists(out_keys, out_names, out_values))
     for name, value in headers:
         response.headers.add(name, value)
     return response
@@ -682,14 +774,17 @@ def _split_lines(text: str, lenient: bool) -> list[str]:
     line too.  A bare CR is never a line end (it could smuggle a header past a peer that
     takes it for one), so it is an error."""
     if lenient:
-        if text.count("\r") != text.count("\r\n"):
+        text = text.replace("\r\n", "\n")
+        if "\r" in text:
             raise _bad("bare CR in header block")
-        return text.replace("\r\n", "\n").split("\n")
+        return text.split("\n")
     lines = text.split("\r\n")
-    # Single-character counts are much cheaper than searching for CRLF again.
-    if text.count("\n") != len(lines) - 1:
+    # A CR or LF left inside a line is a bare one.  Joining the lines and searching the
+    # copy (memchr) is several times cheaper than counting either character in the text.
+    rest = "".join(lines)
+    if "\n" in rest:
         raise _BareLF
-    if text.count("\r") != len(lines) - 1:
+    if "\r" in rest:
         raise _bad("bare CR in header block")
     return lines
 
@@ -703,26 +798,33 @@ def _unfolded_lines(text: str) -> list[str]:
     return [lines[0], *(_FOLD_RE.sub(" ", line) if "\n" in line else line for line in lines[1:])]
 
 
-def _scan(
-    lines: list[str],
-) -> tuple[list, list[str], dict[str, str], int | None, str | None] | None:
-    """Header lines -> (items, their keys, first value of each watched field, index of
-    the Content-Length field, first problem found), or None when a line is a continuation
+def _scan(lines: list[str]) -> tuple[Headers, dict[str, str], int | None, str | None] | None:
+    """Header lines -> (the fields, first value of each watched field, index of the
+    Content-Length field, first problem found), or None when a line is a continuation
     (the caller unfolds and scans again: folding is rare, so the common path never looks
     for it)."""
-    items: list[tuple[str, str, str]] = []
     keys: list[str] = []
-    append = items.append
+    names: list[str] = []
+    values: list[str] = []
     append_key = keys.append
+    append_name = names.append
+    append_value = values.append
     found: dict[str, str] = {}
     length_index = None
     # A bad field is remembered, not raised at once, so that the error can carry the
     # partial message a proxy needs to answer (multi01.dat still gets its 400).
     problem = None
     get = _SCAN_INFO.get
-    for line in islice(lines, 1, None):
-        name, colon, value = line.partition(":")
-        info = get(name) if colon else None
+    it = iter(lines)
+    next(it)  # the start line
+    for line in it:
+        # "Name: value" is the usual spelling: splitting at ": " leaves a value that
+        # strip() returns as it is, without making another string.
+        name, sep, value = line.partition(": ")
+        info = get(name) if sep else None
+        if info is None:
+            name, colon, value = line.partition(":")
+            info = get(name) if colon else None
         if info is None:
             if line[:1] in (" ", "\t"):
                 return None
@@ -740,16 +842,17 @@ def _scan(
             if key not in found:
                 found[key] = value
                 if key == "content-length":
-                    length_index = len(items)
+                    length_index = len(keys)
             elif key in _SINGLE:
                 problem = problem or f"more than one {stored} header field"
             elif key == "content-length":
                 if value != found[key]:
                     problem = problem or f"conflicting Content-Length values: {found[key]}, {value}"
                 continue  # an identical repeat is dropped: to_bytes writes one
-        append((key, stored, value))
         append_key(key)
-    return items, keys, found, length_index, problem
+        append_name(stored)
+        append_value(value)
+    return Headers._from_lists(keys, names, values), found, length_index, problem
 
 
 def _parse_head(
@@ -769,9 +872,8 @@ def _parse_head(
         scanned = _scan(lines)
         if scanned is None:  # unreachable: unfolding leaves no line starting with SP/HTAB
             raise _bad("malformed line folding")
-    items, keys, found, length_index, problem = scanned
+    headers, found, length_index, problem = scanned
 
-    headers = Headers._from_triples(items, keys)
     message = _start(lines[0], headers)
     try:
         if problem is not None:
@@ -825,63 +927,99 @@ def _check_version(version: str, partial: Request | None) -> None:
 
 
 def _validate(message: Request | Response, found: dict[str, str], headers: Headers) -> int | None:
-    """The checks RFC 4475 asks for, on the fields a proxy reads anyway; fills the cache.
-    Returns the Content-Length value, or None when the field is absent.
+    """The checks RFC 4475 asks for, on the fields a proxy reads anyway; leaves what they
+    found in the message's view slots.  Returns the Content-Length value, or None when the
+    field is absent.
 
-    Each structured check tries the fast expression of `gateway.sip.headers` first and
-    falls back to the full grammar, which alone decides (and words) a rejection; the
-    checks run in a fixed order, so the first failing one names the error."""
-    cache = message._cache
+    The checks run in a fixed order, so that the first failing one names the error: the
+    Request-URI, CSeq, From, To, Call-ID, the top Via, Max-Forwards, Contact, Date,
+    Retry-After, Warning, Content-Length.  The usual message takes a shortcut: its
+    Request-URI, From, To, top Via and single Contact are matched at once by one of the
+    `_FIELDS` expressions; when that succeeds none of them can fail, and the other checks
+    keep their order.  Otherwise every field goes through `gateway.sip.headers` (a fast
+    expression, then the full grammar, which alone decides and words a rejection)."""
     if not found.keys() >= _REQUIRED_SET:
         for key in _REQUIRED:
             if key not in found:
                 raise _bad(f"missing {canonical_name(key)} header field")
+    via = found["via"]
+    from_ = found["from"]
+    to = found["to"]
+    contact = found.get("contact")
+    is_request = type(message) is Request
+    single_contact = (
+        contact is not None
+        and contact != "*"
+        and "," not in contact
+        and headers._keys.count("contact") == 1
+    )
+    m = None
+    if "," not in via:
+        if is_request:
+            probe = f"{message.uri}\n{from_}\n{to}\n{via}"  # type: ignore[union-attr]
+            if single_contact:
+                m = _REQUEST_CONTACT_FIELDS.fullmatch(f"{probe}\n{contact}")
+                single_contact = m is not None  # else the Contact is checked on its own
+            if m is None:
+                m = _REQUEST_FIELDS.fullmatch(probe)
+            if m is not None and (_big_port(m[5]) or _big_port(m[17])):
+                m = None
+        else:
+            probe = f"{from_}\n{to}\n{via}"
+            if single_contact:
+                m = _RESPONSE_CONTACT_FIELDS.fullmatch(f"{probe}\n{contact}")
+                single_contact = m is not None
+            if m is None:
+                m = _RESPONSE_FIELDS.fullmatch(probe)
+            if m is not None and _big_port(m[11]):
+                m = None
 
-    is_request = isinstance(message, Request)
-    if is_request:
-        uri = message.uri
-        try:
-            cache[("uri", uri)] = match_request_uri(uri)
-        except SipError as error:
-            raise SipError(f"bad Request-URI: {error.reason}", error.status) from None
-
-    raw = found["cseq"]
-    cseq = _CSEQS.get(raw)
-    if cseq is None:
-        cseq = _parse_cseq(raw)
-    if is_request and cseq[1] != message.method:
-        raise _bad(f"CSeq method {cseq[1]!r} does not match the request method")
-
-    # The header-parameter text stands for the parameters until a view wants them.
-    raw = found["from"]
-    cache[("tag", raw)] = (name_addr_params_text(raw),)
-    raw = found["to"]
-    cache[("tag", raw)] = (name_addr_params_text(raw),)
-
-    call_id = found["call-id"]
-    if not call_id or " " in call_id or "\t" in call_id:
-        raise _bad(f"bad Call-ID: {call_id[:80]!r}")
-
-    raw = found["via"]
-    if "," in raw:
-        vias = split_list(raw)
-        if "" in vias:
-            raise _bad(f"empty element in Via: {raw[:80]!r}")
-        cache[("via", raw)] = match_via(vias[0])
+    if m is None:
+        if is_request:
+            try:
+                check_request_uri(message.uri)  # type: ignore[union-attr]
+            except SipError as error:
+                raise SipError(f"bad Request-URI: {error.reason}", error.status) from None
+        cseq = _CSEQS.get(found["cseq"]) or _parse_cseq(found["cseq"])
+        if is_request and cseq[1] != message.method:  # type: ignore[union-attr]
+            raise _bad(f"CSeq method {cseq[1]!r} does not match the request method")
+        # The header-parameter text stands for the tag until a view wants it.
+        message._from_text = name_addr_params_text(from_)
+        message._to_text = name_addr_params_text(to)
+        _check_call_id(found["call-id"])
+        if "," in via:
+            vias = split_list(via)
+            if "" in vias:
+                raise _bad(f"empty element in Via: {via[:80]!r}")
+            message._via = match_via(vias[0])
+        else:
+            message._via = match_via(via)
+        single_contact = False
     else:
-        cache[("via", raw)] = match_via(raw)
+        cseq = _CSEQS.get(found["cseq"]) or _parse_cseq(found["cseq"])
+        if is_request and cseq[1] != message.method:  # type: ignore[union-attr]
+            raise _bad(f"CSeq method {cseq[1]!r} does not match the request method")
+        message._via = m  # (top_via knows where its FAST_VIA groups are)
+        if is_request:
+            message._from_text = m[10]
+            message._to_text = m[14]
+        else:
+            message._from_text = m[4]
+            message._to_text = m[8]
+        _check_call_id(found["call-id"])
+    message._from_raw = from_
+    message._to_raw = to
+    message._via_raw = via
 
     raw = found.get("max-forwards")
-    if raw is not None:
-        value = _MAX_FORWARDS.get(raw)
-        cache[("mf", raw)] = _parse_max_forwards(raw) if value is None else value
+    if raw is not None and raw not in _MAX_FORWARDS:
+        _parse_max_forwards(raw)
 
-    raw = found.get("contact")
-    if raw is not None:
+    if contact is not None and not single_contact:
         keys = headers._keys
         values = (
-            (raw,) if keys.count("contact") == 1
-            else [item[2] for item in headers._items if item[0] == "contact"]
+            (contact,) if keys.count("contact") == 1
+            else [v for k, v in zip(keys, headers._values, strict=True) if k == "contact"]
         )  # fmt: skip
         for value in values:
             if value != "*":
@@ -897,9 +1035,9 @@ def _validate(message: Request | Response, found: dict[str, str], headers: Heade
         small_int(raw.partition(";")[0].partition("(")[0].strip(" \t"), MAX_UINT32, "Retry-After")
 
     if "warning" in found:
-        for item in headers._items:
-            if item[0] == "warning":
-                for element in split_list(item[2]):
+        for key, value in zip(headers._keys, headers._values, strict=True):
+            if key == "warning":
+                for element in split_list(value):
                     if _WARN_CODE_RE.match(element) is None:
                         raise _bad(f"bad Warning: {element[:80]!r}")
 
@@ -911,16 +1049,40 @@ def _validate(message: Request | Response, found: dict[str, str], headers: Heade
     return small_int(raw, MAX_UINT32, "Content-Length")
 
 
+def _check_call_id(call_id: str) -> None:
+    if not call_id or " " in call_id or "\t" in call_id:
+        raise _bad(f"bad Call-ID: {call_id[:80]!r}")
+
+
+def _big_port(port: str | None) -> bool:
+    """A port the fast expressions took (1 to 5 digits) that is out of range."""
+    return port is not None and len(port) == 5 and port > "65535"
+
+
+# The Request-URI (requests), From, To, the top Via and a single Contact of the usual
+# message, checked in one match: the fast expressions of `gateway.sip.headers` joined by
+# "\n", a character none of them can match, so that each part matches its own field and
+# captures what it would alone.  Groups -- requests: Request-URI 1-6 (port 5), From 7-10
+# (parameters 10), To 11-14 (14), Via 15-18 (port 17), Contact 19-22; responses: From 1-4
+# (parameters 4), To 5-8 (8), Via 9-12 (port 11), Contact 13-16.
+_REQUEST_FIELDS = re.compile(
+    "\n".join((FAST_REQUEST_URI, FAST_NAME_ADDR, FAST_NAME_ADDR, FAST_VIA))
+)
+_REQUEST_CONTACT_FIELDS = re.compile(f"{_REQUEST_FIELDS.pattern}\n{FAST_NAME_ADDR}")
+_RESPONSE_FIELDS = re.compile("\n".join((FAST_NAME_ADDR, FAST_NAME_ADDR, FAST_VIA)))
+_RESPONSE_CONTACT_FIELDS = re.compile(f"{_RESPONSE_FIELDS.pattern}\n{FAST_NAME_ADDR}")
+
+
 def _finish(message: Request | Response, body: bytes, length_index: int | None) -> None:
     message.body = body
     headers = message.headers
-    items = headers._items
     length = str(len(body))
     if length_index is None:
-        items.append((_CONTENT_LENGTH, "Content-Length", length))
         headers._keys.append(_CONTENT_LENGTH)
-    elif items[length_index][2] != length:
-        items[length_index] = (_CONTENT_LENGTH, "Content-Length", length)
+        headers._names.append("Content-Length")
+        headers._values.append(length)
+    elif headers._values[length_index] != length:
+        headers._values[length_index] = length  # (its name is always "Content-Length")
 
 
 def _find_head_end(data: bytes | bytearray, start: int) -> tuple[int, int] | None:
