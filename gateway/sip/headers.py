@@ -405,31 +405,56 @@ def _uri_match(text: str, *, opaque_ok: bool) -> tuple[str, re.Match[str] | None
 
 
 def _parse_uri(text: str, *, opaque_ok: bool) -> Uri:
+    m = _RURI_FAST_RE.fullmatch(text)
+    if m is not None:
+        return _sip_uri(*m.groups())
     m = _SIP_URI_RE.fullmatch(text)
     if m is not None:
-        return _uri_from_sip_match(m)
+        return _sip_uri(*m.groups())
     return _uri_from_match(*_uri_match(text.strip(" \t"), opaque_ok=opaque_ok))
 
 
-def _uri_from_sip_match(m: re.Match[str]) -> Uri:
-    """The `Uri` of a `_SIP_URI_RE` match (what `_uri_from_match` builds from the
-    two-step match of the same text)."""
-    scheme, user, password, host, port, params, headers = m.groups()
+def _sip_uri(
+    scheme: str,
+    user: str | None,
+    password: str | None,
+    host: str,
+    port: str | None,
+    params: str,
+    headers: str | None = None,
+) -> Uri:
+    """The `Uri` of the groups of a `_SIP_URI_RE` or `_RURI_FAST_RE` match (what
+    `_uri_from_match` builds from the two-step match of the same text)."""
     if port is not None:
         number = int(port)  # at most 5 digits
         if number > 65535:
             raise SipError(f"port out of range: {port}")
     else:
         number = None
+    if params:
+        # URI parameters repeat (";lr", ";user=phone", ";transport=tcp"): keep the parsed
+        # ones, hand out copies.
+        parsed = _URI_PARAMS.get(params)
+        if parsed is None:
+            if len(_URI_PARAMS) >= 2048:
+                _URI_PARAMS.clear()
+            parsed = _URI_PARAMS[params] = _split_params(params)
+        parsed = parsed.copy()
+    else:
+        parsed = {}
     return Uri(
-        scheme.lower(),
+        _SCHEMES.get(scheme) or scheme.lower(),
         user,
         password,
         host[1:-1] if host[0] == "[" else host,
         number,
-        _split_params(params) if params else {},
+        parsed,
         headers,
     )
+
+
+_SCHEMES = {"sip": "sip", "sips": "sips", "SIP": "sip", "SIPS": "sips"}
+_URI_PARAMS: dict[str, dict[str, str | None]] = {}
 
 
 def _uri_from_match(scheme: str, p: re.Match[str] | None, rest: str) -> Uri:

@@ -443,16 +443,17 @@ class _Message:
     body: bytes
     version: str
 
-    def _init_views(self) -> None:
-        self._cache: dict | None = None
-        self._via_raw: str | None = None
-        self._via: Via | re.Match[str] | None = None
-        self._from_raw: str | None = None
-        self._from_text: str | None = None  # header-parameter text whose tag is still to read
-        self._from_tag: str | None = None
-        self._to_raw: str | None = None
-        self._to_text: str | None = None
-        self._to_tag: str | None = None
+    # The view slots, all None at first (set in each __init__, which is cheaper than a
+    # shared method):
+    _cache: dict | None  # (kind, raw text) -> view
+    _via_raw: str | None  # the Via field text `_via` was made from
+    _via: Via | re.Match[str] | None  # or the match the parser's check left
+    _from_raw: str | None
+    _from_text: str | None  # header-parameter text whose tag is still to be read
+    _from_tag: str | None
+    _to_raw: str | None
+    _to_text: str | None
+    _to_tag: str | None
 
     def _start_line(self) -> str:
         raise NotImplementedError
@@ -620,7 +621,9 @@ class Request(_Message):
         self.version = "SIP/2.0"
         self.headers = Headers() if headers is None else headers
         self.body = body
-        self._init_views()
+        self._cache = self._via_raw = self._via = None
+        self._from_raw = self._from_text = self._from_tag = None
+        self._to_raw = self._to_text = self._to_tag = None
 
     def _start_line(self) -> str:
         return f"{self.method} {self.uri} {self.version}"
@@ -652,7 +655,9 @@ class Response(_Message):
         self.version = "SIP/2.0"
         self.headers = Headers() if headers is None else headers
         self.body = body
-        self._init_views()
+        self._cache = self._via_raw = self._via = None
+        self._from_raw = self._from_text = self._from_tag = None
+        self._to_raw = self._to_text = self._to_tag = None
 
     def _start_line(self) -> str:
         return f"{self.version} {self.status} {self.reason}"
@@ -806,9 +811,6 @@ def _scan(lines: list[str]) -> tuple[Headers, dict[str, str], int | None, str | 
     keys: list[str] = []
     names: list[str] = []
     values: list[str] = []
-    append_key = keys.append
-    append_name = names.append
-    append_value = values.append
     found: dict[str, str] = {}
     length_index = None
     # A bad field is remembered, not raised at once, so that the error can carry the
@@ -849,9 +851,10 @@ def _scan(lines: list[str]) -> tuple[Headers, dict[str, str], int | None, str | 
                 if value != found[key]:
                     problem = problem or f"conflicting Content-Length values: {found[key]}, {value}"
                 continue  # an identical repeat is dropped: to_bytes writes one
-        append_key(key)
-        append_name(stored)
-        append_value(value)
+        # (plain list.append calls: CPython 3.11 specialises them, bound methods not)
+        keys.append(key)
+        names.append(stored)
+        values.append(value)
     return Headers._from_lists(keys, names, values), found, length_index, problem
 
 
@@ -962,8 +965,15 @@ def _validate(message: Request | Response, found: dict[str, str], headers: Heade
                 single_contact = m is not None  # else the Contact is checked on its own
             if m is None:
                 m = _REQUEST_FIELDS.fullmatch(probe)
-            if m is not None and (_big_port(m[5]) or _big_port(m[17])):
-                m = None
+            if m is not None:
+                # ports the expressions took as 1 to 5 digits may still be out of range
+                port = m[5]
+                if port is not None and len(port) == 5 and port > "65535":
+                    m = None
+                else:
+                    port = m[17]
+                    if port is not None and len(port) == 5 and port > "65535":
+                        m = None
         else:
             probe = f"{from_}\n{to}\n{via}"
             if single_contact:
@@ -971,8 +981,10 @@ def _validate(message: Request | Response, found: dict[str, str], headers: Heade
                 single_contact = m is not None
             if m is None:
                 m = _RESPONSE_FIELDS.fullmatch(probe)
-            if m is not None and _big_port(m[11]):
-                m = None
+            if m is not None:
+                port = m[11]
+                if port is not None and len(port) == 5 and port > "65535":
+                    m = None
 
     if m is None:
         if is_request:
@@ -1052,11 +1064,6 @@ def _validate(message: Request | Response, found: dict[str, str], headers: Heade
 def _check_call_id(call_id: str) -> None:
     if not call_id or " " in call_id or "\t" in call_id:
         raise _bad(f"bad Call-ID: {call_id[:80]!r}")
-
-
-def _big_port(port: str | None) -> bool:
-    """A port the fast expressions took (1 to 5 digits) that is out of range."""
-    return port is not None and len(port) == 5 and port > "65535"
 
 
 # The Request-URI (requests), From, To, the top Via and a single Contact of the usual

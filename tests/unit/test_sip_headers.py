@@ -5,8 +5,13 @@ Rule-free: protocol conformance (RFC 3261 §19/§20/§25, RFC 3966, RFC 3581), n
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Callable
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.sip import headers as H
 from gateway.sip.headers import (
     NameAddr,
     SipError,
@@ -385,3 +390,232 @@ def test_split_list_respects_quotes_and_brackets() -> None:
     assert split_list('"open, x') == ['"open, x']
     assert split_list("<sip:a, b") == ["<sip:a, b"]
     assert split_list('"trailing\\') == ['"trailing\\']
+
+
+# --------------------------------------------------------------------------------------------
+# Fast paths (gateway.sip.headers FAST_*): an expression for the usual shape of a field is
+# tried before the full grammar.  It must accept only what the full grammar accepts, and
+# capture the same texts when it does; parse results and errors must not depend on which
+# path a value took.
+
+JUNK = [" ", "\t", ";", "=", ":", ",", "<", ">", '"', "\\", "@", "?", "[", "]", "%", "\x00", "é"]
+
+
+@st.composite
+def _mutated(draw: st.DrawFn, parts: list[st.SearchStrategy[str]]) -> str:
+    """Mostly the usual shape (the parts, in order), sometimes with a character of the
+    separators inserted or one dropped, to probe the edges of the fast expressions."""
+    value = "".join(draw(part) for part in parts)
+    if value and draw(st.integers(0, 3)) == 0:
+        at = draw(st.integers(0, len(value)))
+        if draw(st.booleans()):
+            value = value[:at] + draw(st.sampled_from(JUNK)) + value[at:]
+        else:
+            value = value[:at] + value[at + 1 :]
+    return value
+
+
+def _usually(usual: list[str], odd: list[str]) -> st.SearchStrategy[str]:
+    return st.one_of(st.sampled_from(usual), st.sampled_from(usual), st.sampled_from(usual + odd))
+
+
+def _params(usual: list[str], odd: list[str]) -> st.SearchStrategy[str]:
+    return st.lists(_usually(usual, odd), max_size=3).map("".join)
+
+
+HOSTS = _usually(["h.example.com", "192.0.2.1", "[2001:db8::1]", "H_1"], ["[::1", "h..x", ""])
+PORTS = _usually(["", ":5060", ":65535"], [":65536", ":99999", ":00000", ":123456", ":"])
+VIAS = _mutated(
+    [
+        _usually(["SIP/2.0/UDP", "SIP/2.0/TCP"], ["sip/2.0/udp", "SIP / 2.0 / UDP", "SIP/2.0/"]),
+        _usually([" "], ["  ", "\t", ""]),
+        HOSTS,
+        PORTS,
+        _params([";branch=z9hG4bK1", ";rport", ";rport=5060", ";received=2001:db8::1"],
+                [";received=[::1]", ";x=a:b", ';y="a;b"', " ; z = 1", ";", ";=1"]),
+    ]
+)  # fmt: skip
+URIS = _mutated(
+    [
+        _usually(["sip:", "sips:"], ["SIP:", "tel:", "http:", "sipx:"]),
+        _usually(["", "alice@", "+1212@"], ["a;b@", "a?b@", "a:pw@", "a:p;w@", "%41@"]),
+        HOSTS,
+        PORTS,
+        _params([";user=phone", ";lr"], [";x=", ";x=[a]", ";=x", ";"]),
+        _usually([""], ["?h=v", "?"]),
+    ]
+)  # fmt: skip
+NAME_ADDRS = _mutated(
+    [
+        _usually(['"Alice" ', "", "Alice "], ['"A \\"q\\" B" ', '"a\\\\"', "Alice  Smith ", "Ål ", " "]),
+        _usually(["<"], [""]),
+        URIS,
+        _usually([">"], [""]),
+        _params([";tag=abc", ";lr"], [";TAG=X", ";tag", ";tag=", ' ;p = "q r"', ";"]),
+    ]
+)  # fmt: skip
+
+
+def _outcome(parse: Callable[[str], object], value: str) -> tuple:
+    try:
+        return ("ok", parse(value))
+    except SipError as error:
+        return ("error", error.reason, error.status)
+
+
+def test_fast_expressions_take_the_usual_shapes() -> None:
+    assert H._VIA_FAST_RE.fullmatch("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport")
+    assert H._VIA_FAST_RE.fullmatch("SIP/2.0/TCP [2001:db8::1];received=2001:db8::1")
+    assert H._NAME_ADDR_FAST_RE.fullmatch('"Alice" <sip:a@example.com>;tag=1')
+    assert H._NAME_ADDR_FAST_RE.fullmatch("Alice Smith <sip:a@example.com;user=phone>")
+    assert H._NAME_ADDR_FAST_RE.fullmatch("<tel:+12125551234>")
+    assert H._RURI_FAST_RE.fullmatch("sip:+12125551234@203.0.113.1:5060;user=phone")
+    # ... and leave the rest to the full grammar
+    assert not H._VIA_FAST_RE.fullmatch("SIP / 2.0 / UDP h")
+    assert not H._NAME_ADDR_FAST_RE.fullmatch("sip:a@b;tag=1")  # addr-spec
+    assert not H._NAME_ADDR_FAST_RE.fullmatch('<sip:a@b>;p="q"')
+    assert not H._RURI_FAST_RE.fullmatch("sip:a@b?h=v")
+
+
+def _check_via_paths(value: str) -> None:
+    fast = H._VIA_FAST_RE.fullmatch(value)
+    if fast is not None:
+        full = H._VIA_RE.fullmatch(value)
+        assert full is not None, value
+        name, version, transport, host, port, params = full.groups()
+        assert (f"{name}/{version}", transport, host, port, params) == ("SIP/2.0", *fast.groups())
+    expected = _outcome(lambda v: H._via_from_match(H._via_match(v)), value)
+    assert _outcome(parse_via, value) == expected
+
+
+def _check_name_addr_paths(value: str) -> None:
+    fast = H._NAME_ADDR_FAST_RE.fullmatch(value)
+    if fast is not None:
+        full = H._NAME_ADDR_RE.fullmatch(value)
+        assert full is not None, value
+        quoted, token, bracketed, spec, params = full.groups()
+        assert spec is None and (quoted, token, bracketed, params) == fast.groups()
+
+    def full_path(v: str) -> NameAddr:
+        quoted, token, bracketed, spec, params = H._name_addr_match(v).groups()
+        display = H._QUOTED_PAIR_RE.sub(r"\1", quoted[1:-1]) if quoted is not None else token
+        text = bracketed if bracketed is not None else spec
+        uri = H._uri_from_match(*H._uri_match(text.strip(" \t"), opaque_ok=True))
+        return NameAddr(display, uri, H._params(params))
+
+    assert _outcome(parse_name_addr, value) == _outcome(full_path, value)
+    assert _outcome(H.name_addr_params_text, value) == _outcome(
+        lambda v: H._name_addr_match(v)[5], value
+    )
+
+
+def _check_uri_paths(value: str) -> None:
+    for fast in (H._RURI_FAST_RE.fullmatch(value), H._SIP_URI_RE.fullmatch(value)):
+        if fast is not None:
+            scheme, p, _ = H._uri_match(value, opaque_ok=True)
+            assert scheme in ("sip", "sips") and p is not None, value
+            assert fast.groups()[1:] == p.groups()[: len(fast.groups()) - 1]
+    if H._RURI_FAST_RE.fullmatch(value) is not None:
+        assert H._SIP_URI_RE.fullmatch(value)[7] is None  # no ?headers: a Request-URI
+    full = _outcome(
+        lambda v: H._uri_from_match(*H._uri_match(v.strip(" \t"), opaque_ok=False)), value
+    )
+    assert _outcome(parse_uri, value) == full
+    full_check = _outcome(lambda v: check_uri(v, allow_headers=False) and None, value)
+    assert _outcome(H.check_request_uri, value) == full_check
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport",
+        "SIP/2.0/UDP h:65535",
+        "SIP/2.0/UDP h:65536",
+        "SIP/2.0/UDP h:00000",
+        "SIP/2.0/UDP h:123456",
+        "SIP/2.0/udp [2001:db8::1]:5061;received=2001:db8::1",
+        "SIP/2.0/UDP h;branch=a;BRANCH=b",
+        "SIP/2.0/UDP h;branch",
+        "SIP/2.0/UDP h;branch=",
+        'SIP/2.0/UDP h;x="a;b"',
+        "sip/2.0/UDP h",
+        "SIP/2.0/UDP  h",
+        "SIP/2.0/UDP h ;branch=x",
+    ],
+)
+def test_via_fast_path_agrees_with_the_grammar(value: str) -> None:
+    _check_via_paths(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        '"Alice PBX" <sip:+17275551000@198.51.100.10:5060>;tag=9fc4a2e1',
+        '"A \\"q\\" B" <sip:a@b>',
+        "Alice  Smith <sip:a@b>;tag=1;tag=2",
+        "<sip:a@b>;TAG=X",
+        "<sip:a@b>;tag",
+        "<sip:a@b>;tag=",
+        "<http://x>;tag=1",
+        "<sip:a@b?Route=x>",
+        "  <sip:a@b>",
+        "<sip:a@b> ",
+        "Ål <sip:a@b>",
+        '"unterminated <sip:a@b>',
+    ],
+)
+def test_name_addr_fast_path_agrees_with_the_grammar(value: str) -> None:
+    _check_name_addr_paths(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "sip:+12125551234@203.0.113.1:5060;user=phone",
+        "SIP:a@b",
+        "sips:a:pw@[2001:db8::1]:65535;lr",
+        "sip:a@b:65536",
+        "sip:a?b@h",
+        "sip:h?x=y",
+        "sip:a;b@h;x=;y",
+        "sip:h;=x",
+        "sipx:h",
+        "tel:+1212",
+        " sip:h ",
+    ],
+)
+def test_uri_fast_path_agrees_with_the_grammar(value: str) -> None:
+    _check_uri_paths(value)
+
+
+FAST_PATH_SETTINGS = settings(max_examples=400, deadline=None)
+
+
+@FAST_PATH_SETTINGS
+@given(VIAS)
+def test_via_fast_path_agrees_on_generated_values(value: str) -> None:
+    _check_via_paths(value)
+
+
+@FAST_PATH_SETTINGS
+@given(NAME_ADDRS)
+def test_name_addr_fast_path_agrees_on_generated_values(value: str) -> None:
+    _check_name_addr_paths(value)
+
+
+@FAST_PATH_SETTINGS
+@given(URIS)
+def test_uri_fast_path_agrees_on_generated_values(value: str) -> None:
+    _check_uri_paths(value)
+
+
+def test_uri_params_table_hands_out_copies() -> None:
+    first = parse_uri("sip:a@b;lr;user=phone")
+    first.params["lr"] = "changed"
+    assert parse_uri("sip:a@b;lr;user=phone").params == {"lr": None, "user": "phone"}
+
+
+def test_params_tag_is_the_tag_parameter() -> None:
+    for text in ("", ";tag=a", ";TAG=a", ";tag", ";tag=", ";x=1;tag=a", ";tag=a;tag=b",
+                 ' ; tag = "a b"', ";lr", ";tag=a b"):  # fmt: skip
+        assert H.params_tag(text) == H._params(text).get("tag"), text

@@ -6,13 +6,19 @@ SPEC.md rule.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gateway.sip.headers import Via
+import gateway.sip.message as sip_message
+from gateway.sip.headers import Via, split_list
 from gateway.sip.message import (
     Headers,
     Request,
@@ -667,3 +673,261 @@ def test_message_layer_imports_no_io_machinery() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+# --------------------------------------------------------------------------------------------
+# Fast paths of the parser and of Headers.  The parser checks the Request-URI, From, To,
+# top Via and a single Contact of the usual message in one expression, and falls back to
+# checking each field; the outcome (message, views, error and its reason) must not depend
+# on which way a message went.  Headers keeps parallel lists; it must behave like the list
+# of (name, value) fields the contract describes.
+
+
+def _outcome(data: bytes) -> tuple:
+    try:
+        m = parse_message(data)
+    except SipError as error:
+        part = error.partial
+        return ("error", error.reason, error.status, None if part is None else snapshot(part))
+    views = []
+    for name in ("call_id", "cseq", "from_tag", "to_tag", "branch", "top_via", "max_forwards"):
+        try:
+            views.append(getattr(m, name))
+        except SipError as error:
+            views.append(("error", error.reason))
+    return ("ok", snapshot(m), views, m.to_bytes())
+
+
+def _shortcut_off() -> contextlib.AbstractContextManager:
+    never = re.compile(r"(?!)")
+    stack = contextlib.ExitStack()
+    for name in ("_REQUEST_FIELDS", "_REQUEST_CONTACT_FIELDS", "_RESPONSE_FIELDS",
+                 "_RESPONSE_CONTACT_FIELDS"):  # fmt: skip
+        stack.enter_context(mock.patch.object(sip_message, name, never))
+    return stack
+
+
+def _usual(values: list[str], odd: list[str]) -> st.SearchStrategy[str]:
+    return st.one_of(st.sampled_from(values), st.sampled_from(values), st.sampled_from(odd))
+
+
+FIELD_URIS = _usual(
+    ["sip:+12125551234@203.0.113.1:5060;user=phone", "sip:h.example.com", "sips:a@[2001:db8::1]"],
+    ["sip:a@b:65536", "sip:a@b?h=v", "tel:+1212", "http://x", "sip:a b", "SIP:a@b:65535"],
+)
+FIELD_NAME_ADDRS = _usual(
+    ['"Alice" <sip:a@example.com>;tag=1', "<sip:b@example.com>", "Bob <sip:b@h>;tag=x"],
+    ["sip:a@b;tag=2", '<sip:a@b>;p="q"', "<sip:a@b", '"open <sip:a@b>', "<sip:a@b> ; tag = 3",
+     "<sip:a@b>;;"],
+)  # fmt: skip
+FIELD_VIAS = _usual(
+    ["SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1;rport", "SIP/2.0/TCP [2001:db8::1];branch=x"],
+    ["SIP/2.0/UDP h:65535", "SIP/2.0/UDP h:65536", "SIP / 2.0 / UDP h", "SIP/2.0/UDP h, SIP/2.0/UDP g",
+     "SIP/2.0/UDP h,", "garbage"],
+)  # fmt: skip
+FIELD_CONTACTS = _usual(
+    ["<sip:a@192.0.2.1:5062>", "<sip:a@h;transport=tcp>;expires=60"],
+    ["*", "<sip:a@h>, <sip:b@h>", '<sip:a@h>;+sip.instance="<urn:x>"', "bad contact", ""],
+)
+
+
+@st.composite
+def _field_messages(draw: st.DrawFn) -> bytes:
+    method = draw(st.sampled_from(["INVITE", "BYE", "ACK", "OPTIONS"]))
+    if draw(st.booleans()):
+        start = f"{method} {draw(FIELD_URIS)} SIP/2.0"
+    else:
+        start = draw(st.sampled_from(["SIP/2.0 200 OK", "SIP/2.0 180 Ringing"]))
+    fields = [
+        ("Via", draw(FIELD_VIAS)),
+        ("From", draw(FIELD_NAME_ADDRS)),
+        ("To", draw(FIELD_NAME_ADDRS)),
+        ("Call-ID", draw(st.sampled_from(["abc@h", "abc@h", "a b"]))),
+        ("CSeq", f"1 {draw(st.sampled_from([method, method, 'REGISTER']))}"),
+        ("Max-Forwards", draw(st.sampled_from(["70", "70", "0068", "256"]))),
+    ]
+    for _ in range(draw(st.integers(0, 2))):
+        fields.append(("Contact", draw(FIELD_CONTACTS)))
+    if draw(st.booleans()):
+        fields.insert(1, ("Via", draw(FIELD_VIAS)))
+    if draw(st.integers(0, 4)) == 0:
+        fields.append(
+            draw(st.sampled_from([("Date", "x"), ("Warning", "bad"), ("Retry-After", "x")]))
+        )
+    fields = draw(st.permutations(fields)) if draw(st.integers(0, 4)) == 0 else fields
+    lines = [start, *(f"{name}: {value}" for name, value in fields), "Content-Length: 0"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+@settings(max_examples=500, deadline=None)
+@given(_field_messages())
+def test_parser_outcome_does_not_depend_on_the_one_expression_shortcut(data: bytes) -> None:
+    fast = _outcome(data)
+    with _shortcut_off():
+        assert _outcome(data) == fast
+
+
+@pytest.mark.parametrize("via", ["SIP/2.0/UDP h:65535;branch=z9hG4bK1", "SIP/2.0/UDP h:65536"])
+@pytest.mark.parametrize("uri", ["sip:a@b:65535", "sip:a@b:65536", "sip:a@b?x=y"])
+@pytest.mark.parametrize(
+    "contact", [None, "<sip:a@h:65536>", '<sip:a@h>;+sip.instance="<urn:x>"', "*", "bad"]
+)
+@pytest.mark.parametrize("start", ["INVITE {uri} SIP/2.0", "SIP/2.0 200 OK"])
+def test_parser_shortcut_edge_cases(start: str, uri: str, via: str, contact: str | None) -> None:
+    lines = [start.format(uri=uri), f"Via: {via}", "From: <sip:a@b>;tag=1", "To: <sip:c@d>",
+             "Call-ID: x@y", "CSeq: 1 INVITE"]  # fmt: skip
+    if contact is not None:
+        lines.append(f"Contact: {contact}")
+    data = ("\r\n".join([*lines, "Content-Length: 0", "", ""])).encode()
+    fast = _outcome(data)
+    with _shortcut_off():
+        assert _outcome(data) == fast
+
+
+def test_shortcut_takes_the_usual_messages() -> None:
+    calls = []
+    real = sip_message._REQUEST_CONTACT_FIELDS
+
+    class Spy:
+        pattern = real.pattern
+
+        def fullmatch(self, text: str) -> re.Match[str] | None:
+            calls.append(text)
+            return real.fullmatch(text)
+
+    with mock.patch.object(sip_message, "_REQUEST_CONTACT_FIELDS", Spy()):
+        m = parse_message(invite())
+    assert len(calls) == 1 and m.branch == "z9hG4bK776asdhds" and m.from_tag == "1928301774"
+    assert m.top_via == Via(
+        "UDP", "198.51.100.10", 5060, {"branch": "z9hG4bK776asdhds", "rport": None}
+    )
+
+
+def test_views_follow_header_changes() -> None:
+    m = parse_message(response())
+    assert m.top_via.host == "198.51.100.10" and m.to_tag == "as83kd"
+    m.headers.insert("Via", "SIP/2.0/TCP proxy.example.net;branch=z9hG4bKp")
+    assert m.top_via.host == "proxy.example.net" and m.branch == "z9hG4bKp"
+    m.headers.pop_first("Via")
+    assert m.top_via.host == "198.51.100.10"
+    m.headers.set("To", "<sip:x@y>;tag=new")
+    m.headers.set("From", "<sip:x@y>")
+    m.headers.set("CSeq", "7 BYE")
+    m.headers.set("Call-ID", "other@h")
+    assert (m.to_tag, m.from_tag, m.cseq, m.call_id) == ("new", None, (7, "BYE"), "other@h")
+    m.headers.remove("Via")
+    assert m.top_via is None and m.branch is None
+
+
+def test_to_bytes_writes_one_content_length_with_the_body_length() -> None:
+    req = Request("OPTIONS", "sip:a@b", Headers([("Via", "SIP/2.0/UDP h"), ("l", "99"),
+                                                ("X-A", "1"), ("Content-Length", "5")]), b"abc")  # fmt: skip
+    assert req.to_bytes() == (
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nContent-Length: 3\r\nX-A: 1\r\n\r\nabc"
+    )
+    req.headers.remove("Content-Length")
+    assert req.to_bytes().endswith(b"X-A: 1\r\nContent-Length: 3\r\n\r\nabc")
+    assert Request("OPTIONS", "sip:a@b").to_bytes() == (
+        b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 0\r\n\r\n"
+    )
+    many = Headers([(f"X-{i}", str(i)) for i in range(100)])
+    lines = Response(200, headers=many).to_bytes().split(b"\r\n")
+    assert (
+        lines[1] == b"X-0: 0" and lines[100] == b"X-99: 99" and lines[101] == b"Content-Length: 0"
+    )
+
+
+class _ModelHeaders:
+    """The contract's Headers, the slow way: a list of (key, name, value)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str, str]] = []
+
+    @staticmethod
+    def key(name: str) -> str:
+        return canonical_name(name).lower()
+
+    def get_all_raw(self, name: str) -> list[str]:
+        return [v for k, _, v in self.items if k == self.key(name)]
+
+    def apply(self, op: str, name: str, value: str) -> object:
+        key, stored = self.key(name), canonical_name(name)
+        item = (key, stored, value.strip(" \t"))
+        if op == "add":
+            self.items.append(item)
+        elif op == "insert":
+            at = next((i for i, x in enumerate(self.items) if x[0] == key), 0)
+            self.items.insert(at, item)
+        elif op == "set":
+            at = next((i for i, x in enumerate(self.items) if x[0] == key), None)
+            if at is None:
+                self.items.append(item)
+            else:
+                rest = [x for x in self.items[at + 1 :] if x[0] != key]
+                self.items = [*self.items[:at], item, *rest]
+        elif op == "remove":
+            self.items = [x for x in self.items if x[0] != key]
+        elif op == "get":
+            return next((v for k, _, v in self.items if k == key), None)
+        return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                ["add", "insert", "set", "remove", "get", "get_all", "pop_first", "copy"]
+            ),
+            st.sampled_from(
+                ["Via", "v", "Route", "Contact", "X-A", "x-a", "Content-Length", "CSeq"]
+            ),
+            st.sampled_from(["a", " b ", "a, b", "<sip:a,b>, c", "", '"x,y" <sip:z>']),
+        ),
+        max_size=25,
+    )
+)
+def test_headers_behave_like_a_list_of_fields(ops: list[tuple[str, str, str]]) -> None:
+    h, model = Headers(), _ModelHeaders()
+    for op, name, value in ops:
+        if op == "copy":
+            h = h.copy()
+            continue
+        if op == "get_all":
+            raw = model.get_all_raw(name)
+            expected = raw
+            if name.lower() in ("via", "v", "route", "contact"):
+                expected = [e for v in raw for e in split_list(v) if e]
+            assert h.get_all(name) == expected
+            continue
+        if op == "pop_first":
+            raw = model.get_all_raw(name)
+            got = h.pop_first(name)
+            if not raw:
+                assert got is None
+                continue
+            key = model.key(name)
+            at = next(i for i, x in enumerate(model.items) if x[0] == key)
+            k, stored, first = model.items[at]
+            elements = (
+                [e for e in split_list(first) if e]
+                if key in ("via", "route", "contact")
+                else [first]
+            )
+            if len(elements) > 1:
+                model.items[at] = (k, stored, ", ".join(elements[1:]))
+                assert got == elements[0]
+            else:
+                del model.items[at]
+                assert got == (elements[0] if elements else first)
+            continue
+        result = model.apply(op, name, value)
+        if op == "get":
+            assert h.get(name) == result
+        elif op == "remove":
+            h.remove(name)
+        else:
+            getattr(h, op)(name, value)
+        assert list(h) == [(n, v) for _, n, v in model.items]
+        assert len(h) == len(model.items)
+        assert (name in h) == any(k == model.key(name) for k, _, _ in model.items)
