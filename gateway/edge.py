@@ -18,8 +18,9 @@ from datetime import datetime
 from gateway import proxy
 from gateway.calls import Call, disposition_for, wall_now
 from gateway.dialogs import DialogStore, NoDialogStore, decision_from, to_record
+from gateway.overload import Overload
 from gateway.proxy import Local
-from gateway.routing import Outcome, Router
+from gateway.routing import Outcome, Router, dialled_user
 from gateway.sip.headers import parse_name_addr, parse_uri, parse_via
 from gateway.sip.message import Headers, Request, Response, SipError, build_response
 from gateway.sip.transactions import (
@@ -34,6 +35,7 @@ from gateway.sip.transactions import (
     response_address,
 )
 from gateway.transports import Transports
+from rater.numbers import analyse
 from services import logs, metrics
 from services.cdr import CdrEvent
 
@@ -69,6 +71,7 @@ class Edge:
         ring_timeout_seconds: float = 180,
         slot_refresh_seconds: float = 30,
         dialogs: DialogStore | NoDialogStore | None = None,
+        overload: Overload | None = None,
     ) -> None:
         self.router = router
         self.local = local
@@ -78,6 +81,7 @@ class Edge:
         self.ring_timeout_seconds = ring_timeout_seconds
         self.slot_refresh_seconds = slot_refresh_seconds
         self.dialogs = dialogs or NoDialogStore()
+        self.overload = overload
         self.tm = TransactionManager()
         self.calls: dict[str, Call] = {}
         self._by_server_tx: dict[str, Call] = {}
@@ -268,6 +272,14 @@ class Edge:
             # Same Call-ID, new transaction, no To tag: a fork looping back or a broken UA.
             self._respond(tx, req, 482, "Loop Detected")
             return
+        ov = self.overload
+        if ov is not None and not analyse(dialled_user(req)).is_emergency:  # E7: never shed 911
+            cause = ov.admit(self.now())
+            if cause is not None:
+                metrics.overload_rejections_total.labels(cause=cause).inc()
+                self._respond(tx, req, 503, "Service Unavailable",
+                              [("Retry-After", str(ov.policy.retry_after_seconds))])  # fmt: skip
+                return
         self._respond(tx, req, 100, "Trying")
         call = Call(call_id=call_id, server_tx=tx, invite=req, source=addr, transport=transport,
                     started_wall=wall_now(), started_mono=self.now())  # fmt: skip
@@ -281,12 +293,18 @@ class Edge:
         self.calls[call_id] = call
         self._by_server_tx[tx] = call
         metrics.active_calls.inc()
+        if self.overload is not None:
+            self.overload.pending += 1
         self._spawn(self._route(call))
 
     async def _route(self, call: Call) -> None:
         t0 = self.now()
         try:
-            outcome = await self.router.route_invite(call.invite, call.source[0], call.call_id)
+            try:
+                outcome = await self.router.route_invite(call.invite, call.source[0], call.call_id)
+            finally:
+                if self.overload is not None:
+                    self.overload.pending -= 1
         except Exception as exc:
             # Admission store unreachable: fail closed for ordinary calls (911 takes no slot
             # and never gets here with an error).

@@ -76,6 +76,16 @@ class Settings(BaseSettings):
     slot_refresh_seconds: int = 30
     # Seconds an unanswered INVITE may ring before the edge CANCELs it (Timer C, §16.6).
     ring_timeout_seconds: int = 180
+    # Overload control (gateway/overload.py): new calls beyond these get 503 + Retry-After;
+    # 911 never. Set max_cps to the capacity measured for this machine (docs/BENCHMARKS.md).
+    max_cps: float = Field(default=0, ge=0, description="new calls per second per SIP worker; 0: no limit")
+    overload_max_lag_seconds: float = Field(
+        default=0.5, ge=0, description="shed new calls while the smoothed event-loop lag is above this; 0: off"
+    )
+    overload_max_pending: int = Field(
+        default=2000, ge=0, description="shed new calls while this many await routing; 0: off"
+    )
+    overload_retry_after_seconds: int = Field(default=5, ge=0)
     cdr_stream: str = "cdr-events"
     cdr_batch_max: int = 10_000
     provision_file: str | None = Field(

@@ -21,6 +21,12 @@ admission_rejections_total = Counter(
     ["cause"],
     registry=REGISTRY,
 )
+overload_rejections_total = Counter(
+    "sipcc_overload_rejections_total",
+    "New calls answered 503 + Retry-After by overload control, by cause (cps, lag, pending)",
+    ["cause"],
+    registry=REGISTRY,
+)
 sip_requests_total = Counter(
     "sipcc_sip_requests_total", "SIP requests received", ["method"], registry=REGISTRY
 )

@@ -19,6 +19,7 @@ import uvicorn
 
 from gateway.dialogs import DialogStore, NoDialogStore
 from gateway.edge import Edge
+from gateway.overload import Overload, OverloadPolicy
 from gateway.proxy import Local
 from gateway.routing import Router
 from gateway.sip.digest import DigestAuthenticator
@@ -38,13 +39,17 @@ class DependencyError(RuntimeError):
     pass
 
 
-async def _watch_loop_lag(period: float = 0.1) -> None:
-    """Every SIP message waits behind whatever blocks the loop; measure it (ops' p99)."""
+async def _watch_loop_lag(node: Node, period: float = 0.1) -> None:
+    """Every SIP message waits behind whatever blocks the loop; measure it (ops' p99) and
+    tell the edge's overload control."""
     loop = asyncio.get_running_loop()
     while True:
         before = loop.time()
         await asyncio.sleep(period)
-        metrics.event_loop_lag_seconds.observe(max(0.0, loop.time() - before - period))
+        lag = max(0.0, loop.time() - before - period)
+        metrics.event_loop_lag_seconds.observe(lag)
+        if node.edge is not None and node.edge.overload is not None:
+            node.edge.overload.note_lag(lag)
 
 
 class Node:
@@ -79,7 +84,7 @@ class Node:
         self._listener = await asyncpg.connect(self.database_url)
         await self._listener.add_listener("sipcc_inventory", self._on_notify)
         self._tasks.append(asyncio.create_task(self._resync_loop()))
-        self._tasks.append(asyncio.create_task(_watch_loop_lag()))
+        self._tasks.append(asyncio.create_task(_watch_loop_lag(self)))
 
         self.credit = (
             CreditGuard.redis(self.redis, s.redis_prefix, lambda: self.inventory)
@@ -123,6 +128,7 @@ class Node:
             )
             await self.edge.start(
                 *s.sip_addr, tcp=s.sip_tcp, tls=tls_server, tls_port=s.tls_port,
+                overload=self._overload(),
                 client_tls=tls_client_context(s.tls_ca, s.tls_verify),
                 reuse_port=s.sip_workers > 1,
                 own_port=s.sip_addr[1] + 1 + s.worker_index if s.sip_workers > 1 else None,
@@ -156,6 +162,14 @@ class Node:
         secret = self.settings.digest_secret
         if not secret:
             # Nonces signed with a per-process key: fine for one process; several edges
+    def _overload(self) -> Overload | None:
+        s = self.settings
+        policy = OverloadPolicy(
+            max_cps=s.max_cps, max_lag_seconds=s.overload_max_lag_seconds,
+            max_pending=s.overload_max_pending, retry_after_seconds=s.overload_retry_after_seconds,
+        )  # fmt: skip
+        return Overload(policy, asyncio.get_running_loop().time()) if policy.enabled else None
+
             # behind one address must share SIPCC_DIGEST_SECRET.
             secret = secrets.token_hex(32)
         algorithms = tuple(a.strip() for a in self.settings.digest_algorithms.split(",") if a.strip())

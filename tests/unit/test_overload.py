@@ -1,0 +1,58 @@
+"""Overload control (gateway/overload.py): who is refused, when, and that it recovers."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.overload import Overload, OverloadPolicy
+
+
+def test_disabled_policy_admits_everything() -> None:
+    policy = OverloadPolicy()
+    assert not policy.enabled
+    ov = Overload(policy, 0.0)
+    ov.note_lag(10.0)
+    ov.pending = 10**6
+    assert all(ov.admit(t / 1000) is None for t in range(1000))
+
+
+def test_token_bucket_admits_the_rate_and_refuses_the_excess() -> None:
+    ov = Overload(OverloadPolicy(max_cps=10), 0.0)
+    # A full bucket: one second's worth at once, then nothing until it refills.
+    assert [ov.admit(0.0) for _ in range(11)] == [None] * 10 + ["cps"]
+    assert ov.admit(0.05) == "cps"  # half a token
+    assert ov.admit(0.1) is None  # one token back
+    assert ov.admit(0.1) == "cps"
+
+
+@given(st.floats(min_value=1, max_value=5000), st.floats(min_value=1, max_value=10))
+def test_bucket_never_admits_more_than_rate_times_time_plus_burst(rate: float, seconds: float) -> None:
+    ov = Overload(OverloadPolicy(max_cps=rate), 0.0)
+    step = 1 / (rate * 4)  # offered at four times the rate
+    admitted, t = 0, 0.0
+    while t <= seconds:
+        admitted += ov.admit(t) is None
+        t += step
+    assert admitted <= rate * seconds + max(rate, 1.0) + 1
+    assert admitted >= rate * seconds * 0.99  # and it does carry the rate
+
+
+def test_one_late_tick_does_not_shed_but_a_late_loop_does() -> None:
+    ov = Overload(OverloadPolicy(max_lag_seconds=0.5), 0.0)
+    ov.note_lag(1.0)  # one GC pause or a descheduled process
+    assert ov.admit(0.0) is None
+    for _ in range(5):
+        ov.note_lag(1.0)
+    assert ov.admit(0.0) == "lag"
+    for _ in range(20):  # the loop is on time again: calls come back
+        ov.note_lag(0.0)
+    assert ov.admit(0.0) is None
+
+
+def test_too_many_calls_awaiting_routing_are_shed() -> None:
+    ov = Overload(OverloadPolicy(max_pending=3), 0.0)
+    ov.pending = 3
+    assert ov.admit(0.0) == "pending"
+    ov.pending = 2
+    assert ov.admit(0.0) is None
