@@ -21,9 +21,10 @@ from decimal import Decimal
 
 import asyncpg
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
-from services import logs, metrics
+from services import cdr_partitions, logs, metrics
+from services.cdr_spool import CdrSpool, read_lines
 from services.redisbatch import RedisBatcher
 
 log = logs.get("cdr")
@@ -83,13 +84,81 @@ COLUMNS = tuple(f.name for f in fields(CdrEvent))
 
 
 class CdrPublisher:
-    def __init__(self, client: aioredis.Redis, stream: str) -> None:
+    """Puts each event on the stream; while Redis cannot take it, into the spool
+    (services/cdr_spool.py), and later events behind it, so the order holds. `replay()`
+    sends the spool back when Redis answers again; `run_replayer()` keeps trying."""
+
+    def __init__(self, client: aioredis.Redis, stream: str, spool: CdrSpool | None = None) -> None:
         self._r = RedisBatcher(client)
+        self._client = client
         self.stream = stream
+        self.spool = spool
+        if spool is not None and spool.adopt_orphans():
+            metrics.cdr_spool_events.set(spool.waiting)
 
     async def publish(self, event: CdrEvent) -> None:
-        await self._r.execute("XADD", self.stream, "*", "e", event.to_json())
+        line = event.to_json()
+        if self.spool is not None and self.spool.active:
+            await self._to_spool(line)
+            return
+        try:
+            await self._r.execute("XADD", self.stream, "*", "e", line)
+        except (RedisError, OSError) as exc:
+            if self.spool is None:
+                raise
+            if not self.spool.active:
+                log.warning("cdr_spooling", stream=self.stream, error=repr(exc))
+            await self._to_spool(line)
+            return
         metrics.cdr_events_published_total.inc()
+
+    async def _to_spool(self, line: str) -> None:
+        assert self.spool is not None
+        fut = self.spool.append(line)
+        metrics.cdr_events_spooled_total.inc()
+        metrics.cdr_spool_events.set(self.spool.waiting)
+        await fut
+
+    async def replay(self, chunk: int = 1000) -> int:
+        """Send every spooled event to the stream, oldest first; returns how many. Raises
+        when Redis fails meanwhile (what was sent stays sent, the rest stays spooled)."""
+        if self.spool is None:
+            return 0
+        sent = 0
+        while self.spool.active:
+            for f in await self.spool.ready_files():
+                while True:
+                    lines, offset = read_lines(f, chunk)
+                    if lines:
+                        async with self._client.pipeline(transaction=False) as p:
+                            for line in lines:
+                                p.xadd(self.stream, {"e": line})
+                            await p.execute()
+                    f.offset = offset
+                    f.events -= len(lines)
+                    sent += len(lines)
+                    metrics.cdr_events_replayed_total.inc(len(lines))
+                    metrics.cdr_spool_events.set(self.spool.waiting)
+                    if not lines:
+                        break
+                self.spool.done(f)
+                log.info("cdr_spool_replayed", file=str(f.path), stream=self.stream)
+        metrics.cdr_spool_events.set(0)
+        return sent
+
+    async def run_replayer(self, every: float = 1.0) -> None:
+        """Replay whenever something is spooled and Redis answers; never gives up."""
+        assert self.spool is not None
+        while True:
+            try:
+                self.spool.adopt_orphans()  # a process that died meanwhile (another worker)
+                if self.spool.active:
+                    await self.replay()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("cdr_replay_retry", error=repr(exc))
+            await asyncio.sleep(every)
 
 
 def _month(d: datetime) -> date:
@@ -116,6 +185,7 @@ class CdrWriter:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.claim_idle_ms = claim_idle_ms
         self._months: set[date] = set()
+        self._ahead_done: date | None = None
         self._stopping = asyncio.Event()
 
     async def ensure_group(self) -> None:
@@ -129,8 +199,13 @@ class CdrWriter:
         await self.ensure_group()
         # Our own pending entries first (a restart after a crash), then new ones.
         await self._drain_pending()
+        next_upkeep = 0.0
         while not self._stopping.is_set():
             try:
+                now = time.monotonic()
+                if now >= next_upkeep:
+                    await self._upkeep()
+                    next_upkeep = now + 1.0
                 await self._claim_abandoned()
                 resp = await self._r.xreadgroup(
                     GROUP, self.consumer, {self.stream: ">"}, count=self.batch_max, block=500
@@ -140,6 +215,15 @@ class CdrWriter:
                         await self.write(entries)
             except asyncio.CancelledError:
                 raise
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    log.warning("cdr_writer_retry", error=repr(exc), exc_info=True)
+                    await asyncio.sleep(1)
+                    continue
+                # Redis lost the stream and its group (restarted without persistence):
+                # start them again; what was on it is gone, which its AOF must prevent.
+                log.error("cdr_group_lost", stream=self.stream)
+                await self.ensure_group()
             except Exception as exc:
                 # Whatever failed (Postgres or Redis away, a pool timeout, a bad batch), the
                 # entries stay pending and are retried: the writer must never die quietly.
@@ -148,6 +232,25 @@ class CdrWriter:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def _upkeep(self) -> None:
+        """Once a second: the stream's backlog for the metrics; daily: next months'
+        partitions (DDL there, not in the first batch of a month)."""
+        async with self._r.pipeline(transaction=False) as p:
+            p.xlen(self.stream)
+            p.xrange(self.stream, count=1)
+            length, first = await p.execute()
+        metrics.cdr_stream_entries.set(length)
+        age = 0.0
+        if first:
+            ms = int(first[0][0].split(b"-")[0])
+            age = max(0.0, time.time() - ms / 1000)
+        metrics.cdr_stream_oldest_seconds.set(age)
+        today = datetime.now(UTC).date()
+        if self._ahead_done != today:
+            async with self._pool.acquire() as conn:
+                await cdr_partitions.ensure_ahead(conn, today)
+            self._ahead_done = today
 
     async def drain(self) -> None:
         """Write what is still on the stream (a node stopping after its last calls): first

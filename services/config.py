@@ -88,6 +88,14 @@ class Settings(BaseSettings):
     overload_retry_after_seconds: int = Field(default=5, ge=0)
     cdr_stream: str = "cdr-events"
     cdr_batch_max: int = 10_000
+    cdr_spool_dir: str | None = Field(
+        default=None,
+        description="where the edge spools CDR events while Redis is away (default: "
+        "data_dir/cdr-spool); keep it on a persistent disk",
+    )
+    cdr_claim_idle_seconds: float = Field(
+        default=30, gt=0, description="a writer takes over entries another read this long ago"
+    )
     provision_file: str | None = Field(
         default=None, description="YAML applied by `make run` at start"
     )
@@ -110,6 +118,10 @@ class Settings(BaseSettings):
     @property
     def sip_public(self) -> tuple[str, int]:
         return split_hostport(self.sip_advertise or self.sip_listen, 5060)
+
+    @property
+    def spool_dir(self) -> Path:
+        return Path(self.cdr_spool_dir or Path(self.data_dir) / "cdr-spool")
 
     @property
     def http_addr(self) -> tuple[str, int]:

@@ -58,6 +58,27 @@ slots_in_use = Gauge(
 cdr_events_published_total = Counter(
     "sipcc_cdr_events_published_total", "CDR events published to the stream", registry=REGISTRY
 )
+cdr_events_spooled_total = Counter(
+    "sipcc_cdr_events_spooled_total",
+    "CDR events appended to the local spool (Redis unreachable, or earlier events waiting)",
+    registry=REGISTRY,
+)
+cdr_events_replayed_total = Counter(
+    "sipcc_cdr_events_replayed_total", "Spooled CDR events sent to the stream", registry=REGISTRY
+)
+cdr_spool_events = Gauge(
+    "sipcc_cdr_spool_events", "CDR events in the local spool, not yet replayed", registry=REGISTRY
+)
+cdr_stream_entries = Gauge(
+    "sipcc_cdr_stream_entries",
+    "CDR events on the stream not yet committed to Postgres (read or not)",
+    registry=REGISTRY,
+)
+cdr_stream_oldest_seconds = Gauge(
+    "sipcc_cdr_stream_oldest_seconds",
+    "Age of the oldest CDR event on the stream not yet committed (0 when empty)",
+    registry=REGISTRY,
+)
 cdr_rows_written_total = Counter(
     "sipcc_cdr_rows_written_total", "CDR rows committed to Postgres", registry=REGISTRY
 )

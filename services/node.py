@@ -28,6 +28,7 @@ from rater.admission import LocalSlots, RedisSlots, SlotStore
 from rater.credit import CreditGuard
 from services import api, db, gctune, inventory, logs, metrics, redisconn
 from services.cdr import CdrEvent, CdrPublisher, CdrWriter
+from services.cdr_spool import CdrSpool
 from services.config import LOOPBACK_DATABASE_URL, LOOPBACK_REDIS_URL, Settings
 from services.workers import WorkerSupervisor
 
@@ -68,6 +69,8 @@ class Node:
         self.workers: WorkerSupervisor | None = None
         self.credit: CreditGuard | None = None
         self._writer_task: asyncio.Task | None = None
+        self.publisher: CdrPublisher | None = None
+        self._replayer: asyncio.Task | None = None
 
     @property
     def database_url(self) -> str:
@@ -138,8 +141,9 @@ class Node:
                 self._tasks.append(asyncio.create_task(self.workers.run()))
         if "cdr-writer" in self.roles and self.redis is not None:
             self.writer = CdrWriter(
-                self.pool, self.redis, s.redis_prefix + s.cdr_stream, batch_max=s.cdr_batch_max
-            )
+                self.pool, self.redis, s.redis_prefix + s.cdr_stream, batch_max=s.cdr_batch_max,
+                claim_idle_ms=int(s.cdr_claim_idle_seconds * 1000),
+            )  # fmt: skip
             await self.writer.ensure_group()
             self._writer_task = asyncio.create_task(self.writer.run())
             self._tasks.append(self._writer_task)
@@ -195,8 +199,13 @@ class Node:
 
     def _cdr_sink(self):
         if self.redis is not None:
-            pub = CdrPublisher(self.redis, self.settings.redis_prefix + self.settings.cdr_stream)
-            return pub.publish
+            stream = self.settings.redis_prefix + self.settings.cdr_stream
+            self.publisher = CdrPublisher(
+                self.redis, stream, CdrSpool(self.settings.spool_dir, stream)
+            )
+            self._replayer = asyncio.create_task(self.publisher.run_replayer())
+            self._tasks.append(self._replayer)
+            return self.publisher.publish
         # No Redis (single-process dev node): write straight to Postgres, same idempotent path.
         writer = CdrWriter(self.pool, None, "", batch_max=1)  # type: ignore[arg-type]
 
@@ -255,6 +264,16 @@ class Node:
             self.workers.stop()
         if self.edge is not None:
             await self.edge.stop(drain_seconds)
+        if self.publisher is not None and self.publisher.spool is not None:
+            if self._replayer is not None:
+                self._replayer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._replayer
+            try:  # what the spool holds goes to the stream now, or to the next start
+                await asyncio.wait_for(self.publisher.replay(), 5)
+            except Exception as exc:
+                log.warning("cdr_spool_kept", error=repr(exc))
+            self.publisher.spool.close()
         if self.writer is not None:
             self.writer.stop()
             if self._writer_task is not None:

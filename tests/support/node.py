@@ -55,6 +55,8 @@ class NodeProcess:
             "SIPCC_REDIS_PREFIX": redis_prefix,
             "SIPCC_SIP_LISTEN": f"127.0.0.1:{self.sip_port}",
             "SIPCC_HTTP_LISTEN": f"127.0.0.1:{self.http_port}",
+            # A spool of this node's own (kept across restart()), never the repo's .sipcc/.
+            "SIPCC_CDR_SPOOL_DIR": str(log_path.parent / f"{log_path.stem}-spool"),
             **env,
         }
         self.proc: subprocess.Popen | None = None
