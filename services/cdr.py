@@ -56,6 +56,7 @@ class CdrEvent:
     emergency_level: str | None = None
     carrier_id: str | None = None
     edge: str | None = None
+    emergency_route: str | None = None  # 911: the targets tried, e.g. "psap:fl-pinellas>national"
 
     def to_json(self) -> str:
         out = {}

@@ -17,6 +17,8 @@ from decimal import Decimal
 
 import asyncpg
 
+from e911_router.coverage import E911Data
+from e911_router.coverage import load as load_e911
 from rater import tariff
 from rater.refdata import RefData
 
@@ -229,6 +231,7 @@ class Inventory:
     refdata: RefData = field(default_factory=RefData)
     # Rule A7: sources whose traffic jeopardizes the network (floods, scanners), refused.
     blocked_sources: dict[Network, str] = field(default_factory=dict)
+    e911: E911Data = field(default_factory=E911Data)  # PSAPs, areas, registered addresses
     _by_host: dict[str, TrunkGroup] = field(default_factory=dict)
     _by_user: dict[str, TrunkGroup] = field(default_factory=dict)
     _by_network: list[tuple[Network, TrunkGroup]] = field(default_factory=list)
@@ -380,4 +383,5 @@ async def load(conn: asyncpg.Connection | asyncpg.Pool) -> Inventory:
     for r in await conn.fetch("SELECT network, reason FROM blocked_sources"):
         inv.blocked_sources[ipaddress.ip_network(r["network"])] = r["reason"]
     inv.refdata = await refdata.load_cached(conn)
+    inv.e911 = await load_e911(conn)
     return inv.index()

@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from e911_router import provisioning as e911
+from e911_router.provisioning import AddressIn, E911In, Webhook
 from gateway.sip.digest import make_credential
 from rater.numbers import normalize
 from services.inventory import ANI_SOURCES
@@ -162,14 +164,6 @@ _BASE_RATES = frozenset(
 )
 
 
-class AddressIn(_Strict):
-    street: str = Field(min_length=3)
-    unit: str | None = None
-    city: str = Field(min_length=2)
-    state: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-    zip: Annotated[str, StringConstraints(pattern=r"^[0-9]{5}(-[0-9]{4})?$")]
-
-
 class DigestIn(_Strict):
     """SIP digest credentials of a trunk (rule A8); only HA1 values are stored."""
 
@@ -253,6 +247,7 @@ class CustomerIn(_Strict):
     initial_term_months: int | None = Field(default=None, ge=1, le=240)
     trunk_groups: list[TrunkGroupIn] = []
     numbers: list[NumbersIn] = []
+    e911_webhook: Webhook | None = None  # on-site notification of every 911 call
 
     @model_validator(mode="after")
     def _term(self) -> CustomerIn:
@@ -282,6 +277,7 @@ class ProvisionFile(_Strict):
     customers: list[CustomerIn] = []
     # When the file has this section, it is the whole list (an address left out is unblocked).
     blocked_sources: list[BlockedSourceIn] = []
+    e911: E911In | None = None  # PSAPs, their areas, the national call center
 
 
 def _where(doc: dict, loc: tuple) -> str:
@@ -467,14 +463,6 @@ ON CONFLICT (tn) DO UPDATE SET customer_id = EXCLUDED.customer_id,
 WHERE (numbers.customer_id, numbers.trunk_group_id, numbers.origin)
    IS DISTINCT FROM (EXCLUDED.customer_id, EXCLUDED.trunk_group_id, EXCLUDED.origin)
 """
-_UPSERT_ADDRESS = """
-INSERT INTO registered_addresses (tn, street, unit, city, state, zip) VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (tn) DO UPDATE SET street = EXCLUDED.street, unit = EXCLUDED.unit,
-    city = EXCLUDED.city, state = EXCLUDED.state, zip = EXCLUDED.zip, updated_at = now()
-WHERE (registered_addresses.street, registered_addresses.unit, registered_addresses.city,
-       registered_addresses.state, registered_addresses.zip)
-   IS DISTINCT FROM (EXCLUDED.street, EXCLUDED.unit, EXCLUDED.city, EXCLUDED.state, EXCLUDED.zip)
-"""
 
 
 def _count(status: str) -> int:
@@ -537,11 +525,14 @@ async def apply(
         for tn, customer_id, tg_id, origin, addr in number_rows:
             changed["numbers"] += _count(await conn.execute(_UPSERT_NUMBER, tn, customer_id, tg_id, origin))
             if addr is not None:
-                changed["registered_addresses"] += _count(
-                    await conn.execute(
-                        _UPSERT_ADDRESS, tn, addr.street, addr.unit, addr.city, addr.state, addr.zip
-                    )
+                changed["registered_addresses"] += await e911.store_address(
+                    conn, tn, addr.address, addr.move_pending
                 )
+        for cust in spec.customers:
+            if "e911_webhook" in cust.model_fields_set:
+                changed["customers"] += await e911.set_webhook(conn, cust.id, cust.e911_webhook)
+        if spec.e911 is not None:
+            changed.update(await e911.apply_psaps(conn, spec.e911))
         if "blocked_sources" in spec.model_fields_set:
             nets = [b.network for b in spec.blocked_sources]
             changed["blocked_sources"] += _count(await conn.execute(_DELETE_BLOCKED, nets))
