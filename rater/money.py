@@ -6,7 +6,7 @@ rounded half-up to cents only on invoices.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 INTERNAL_QUANTUM = Decimal("0.00001")
 CENT = Decimal("0.01")
@@ -54,3 +54,32 @@ def call_amount(seconds: int, rate_per_minute: Decimal, per_call: Decimal | None
     if per_call:
         amount += per_call
     return round_internal(amount)
+
+
+def allocate_cents(amounts: list[Decimal]) -> list[Decimal]:
+    """Invoice lines in cents that neither lose nor create a cent: their sum is the exact
+    sum rounded half-up to cents (`round_to_cents(sum(amounts))`), and each line is its
+    own amount rounded down to the cent, plus one cent for the lines with the largest
+    remainders (ties: the earlier line) until the sum is met — the largest-remainder
+    method. Each line then lies within a cent of its exact amount, and a line whose
+    remainder is at least half a cent is rounded up unless the lines' sum forbids it.
+
+    Rounding each line half-up on its own can put the total a cent or more away from the
+    sum it stands for (three lines of 0.005 make 0.03 for 0.015); this cannot.
+    """
+    floors = [a.quantize(CENT, rounding=ROUND_FLOOR) for a in amounts]
+    target = round_to_cents(sum(amounts, Decimal(0)))
+    extra = int((target - sum(floors, Decimal(0))) / CENT)
+    order = sorted(range(len(amounts)), key=lambda i: (floors[i] - amounts[i], i))
+    out = list(floors)
+    for i in order[:extra]:
+        out[i] += CENT
+    return out
+
+
+def prorated(monthly: Decimal, days: int, days_in_month: int) -> Decimal:
+    """A monthly charge for `days` of a month of `days_in_month` days, at working precision
+    (B6/B7: MRC of a partial month, by calendar days)."""
+    if days >= days_in_month:
+        return round_internal(monthly)
+    return round_internal(monthly * days / days_in_month)

@@ -65,3 +65,20 @@ def test_amount_is_within_half_a_unit_of_exact(seconds: int, rate: Decimal) -> N
     got = usage_amount(seconds, rate)
     assert got.as_tuple().exponent == -5
     assert abs(got - exact) <= Decimal("0.000005")
+
+
+@pytest.mark.rule("B6")
+def test_prorated_by_days() -> None:
+    from rater.money import prorated
+
+    assert prorated(Decimal("99.96"), 20, 30) == Decimal("66.64000")
+    assert prorated(Decimal("20"), 20, 30) == Decimal("13.33333")
+    assert prorated(Decimal("500"), 31, 31) == Decimal("500.00000")
+
+
+@given(st.decimals(min_value=Decimal("0"), max_value=Decimal("100000"), places=2),
+       st.integers(1, 31))
+def test_prorated_never_exceeds_the_month(monthly: Decimal, days: int) -> None:
+    from rater.money import prorated
+
+    assert Decimal(0) <= prorated(monthly, days, 31) <= monthly
