@@ -104,6 +104,31 @@ class Settings(BaseSettings):
         default=False,
         description="with no Redis, keep trunk slots in this process (single process only)",
     )
+    # Referral programmes (services/referrals, docs/REFERRALS.md).
+    referral_link_base: str = Field(
+        default="https://www.example.com/signup?coupon=",
+        description="the website's sign-up URL; the e-coupon token is appended (F1)",
+    )
+    referral_secret: str | None = Field(
+        default=None, description="affiliate link signing key; set the same on every API process"
+    )
+    referral_daily_cap: int = Field(default=20, ge=1, description="invitations per sender per day")
+    referral_code_attempts: int = Field(
+        default=10, ge=1, description="invite-code attempts per client or address per window"
+    )
+    referral_code_window_seconds: int = Field(default=3600, ge=1)
+    affiliate_attribution_days: int = Field(
+        default=30, ge=1, description="a purchase is attributed to a click this recent (F4)"
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server for invitations")
+    smtp_port: int = 25
+    smtp_from: str = "referrals@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    sms_provider_url: str | None = Field(
+        default=None, description="SMS gateway taking JSON {to, text} by POST"
+    )
 
     @field_validator("sip_listen", "http_listen")
     @classmethod

@@ -121,3 +121,28 @@ http_request_seconds = Histogram(
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+
+# Referral programmes (services/referrals, SPEC F1–F6).
+referral_events_total = Counter(
+    "sipcc_referral_events_total",
+    "Referral programme events (invited, signed_up, credited, forfeited, registered, click, purchase)",
+    ["programme", "event"],
+    registry=REGISTRY,
+)
+referral_refusals_total = Counter(
+    "sipcc_referral_refusals_total",
+    "Referral requests refused by an abuse guard",
+    ["guard"],
+    registry=REGISTRY,
+)
+referral_messages_total = Counter(
+    "sipcc_referral_messages_total",
+    "Invitation sends from the referral outbox",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)
+referral_credit_dollars_total = Counter(
+    "sipcc_referral_credit_dollars_total",
+    "Refer-a-friend credits posted, in dollars",
+    registry=REGISTRY,
+)
