@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint sipp venv clean
+.PHONY: run test lint sipp pango venv clean
 
 venv: $(STAMP)
 
@@ -26,10 +26,19 @@ sipp:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester stunnel4; fi
 
-run: venv
+# WeasyPrint (invoice PDFs, services/billing/render.py) loads Pango through cffi, and needs a
+# font; Debian's Pango libraries and DejaVu provide both.
+pango:
+	@if ! ldconfig -p | grep -q libpangoft2-1.0.so.0 || [ ! -d /usr/share/fonts/truetype/dejavu ]; then \
+	  echo "installing Pango and fonts for PDF invoices (apt-get install libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core; fi
+
+run: venv pango
 	$(BIN)/python -m services.launch
 
-test: venv sipp
+test: venv sipp pango
 	$(BIN)/python -m pytest
 
 lint: venv

@@ -19,6 +19,8 @@ refdata_app = typer.Typer(no_args_is_help=True, help="Reference data: NPA-NXX-X,
 app.add_typer(db_app, name="db")
 app.add_typer(provision_app, name="provision")
 app.add_typer(refdata_app, name="refdata")
+billing_app = typer.Typer(no_args_is_help=True, help="Monthly invoices (B1-B10).")
+app.add_typer(billing_app, name="billing")
 
 
 def _settings() -> Settings:
@@ -202,6 +204,45 @@ def refdata_status() -> None:
         typer.echo(json.dumps(asyncio.run(go()), default=str, indent=2))
     except (OSError, asyncpg.PostgresError) as exc:
         _fail(f"cannot read the reference data: {exc}")
+
+
+@billing_app.command("run")
+def billing_run(
+    period: str = typer.Option(..., "--period", help="the month to invoice, YYYY-MM"),
+    customer: str | None = typer.Option(None, "--customer", help="one customer id (default: all)"),
+) -> None:
+    """Issue the period's invoices; an issued period is left as it is."""
+    import asyncpg
+
+    from services.billing import runner, store
+    from services.billing.model import Period
+
+    s = _settings()
+    dsn = s.database_url or LOOPBACK_DATABASE_URL
+    try:
+        month = Period.parse(period)
+        taxes = runner.configured_taxes(s.billing_taxes)
+    except ValueError as exc:
+        _fail(str(exc))
+
+    async def go() -> list[store.Issued]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await runner.run(conn, month, customer, taxes)
+        finally:
+            await conn.close()
+
+    try:
+        issued = asyncio.run(go())
+    except store.BillingError as exc:
+        _fail(str(exc))
+    except (OSError, asyncpg.PostgresError) as exc:
+        _fail(f"billing run {month}: not done: {exc}")
+    for i in issued:
+        state = "issued" if i.created else "already issued, unchanged"
+        typer.echo(f"{i.invoice.number}: {i.invoice.total} USD ({state})")
+    if not issued:
+        typer.echo(f"{month}: no customer to invoice")
 
 
 def main() -> None:  # pragma: no cover - console entry

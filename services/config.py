@@ -104,6 +104,12 @@ class Settings(BaseSettings):
         default=False,
         description="with no Redis, keep trunk slots in this process (single process only)",
     )
+    # Billing (services/billing, docs/BILLING.md). B6: taxes and surcharges passed through,
+    # a JSON list of {code, name, rate, applies_to: [line kind or kind:jurisdiction]}.
+    billing_taxes: list[dict] | None = Field(
+        default=None, description="B6 tax/surcharge rates; unset: USF 36.6% on interstate "
+        "and international usage",
+    )
     # Referral programmes (services/referrals, docs/REFERRALS.md).
     referral_link_base: str = Field(
         default="https://www.example.com/signup?coupon=",

@@ -354,8 +354,10 @@ async def load(conn: asyncpg.Connection | asyncpg.Pool) -> Inventory:
     ):
         inv.rate_plans[r["id"]] = plan_from_row(r, versions.get(r["id"], []))
     for r in await conn.fetch(
-        """SELECT id, name, status, rate_plan_id, credit_limit, high_cost_allowed, term_start,
-                  initial_term_months FROM customers"""
+        # The credit level is billing's (B10: limit plus deposit) when billing set one.
+        """SELECT c.id, name, status, rate_plan_id, cc.credit_limit, high_cost_allowed,
+                  term_start, initial_term_months
+           FROM customers c JOIN customer_credit cc ON cc.customer_id = c.id"""
     ):
         inv.customers[r["id"]] = Customer(
             id=r["id"], name=r["name"], status=r["status"], rate_plan_id=r["rate_plan_id"],

@@ -146,3 +146,15 @@ referral_credit_dollars_total = Counter(
     "Refer-a-friend credits posted, in dollars",
     registry=REGISTRY,
 )
+billing_invoices_total = Counter(
+    "sipcc_billing_invoices_total",
+    "Invoices a billing run produced (issued) or found already issued (unchanged)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+billing_run_seconds = Histogram(
+    "sipcc_billing_invoice_seconds",
+    "Time to bill one customer-month (read CDRs and events, assemble, store)",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)

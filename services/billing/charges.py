@@ -197,7 +197,7 @@ def dispute_lines(credits: list[DisputeCredit]) -> list[Line]:
 def adjustment_lines(adjustments: list[Adjustment]) -> list[Line]:
     """Lines other programmes provide (referral credits and discounts, F1–F6)."""
     return [Line(kind="adjustment", rule=a.rule, exact=a.amount, description=a.description,
-                 ref=f"adjustment:{a.id}" if a.id is not None else a.kind)
+                 ref=f"adjustment:{a.id}" if getattr(a, "id", None) is not None else a.kind)
             for a in adjustments]  # fmt: skip
 
 

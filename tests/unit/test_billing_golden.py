@@ -181,10 +181,7 @@ def test_robocaller_short_calls_may() -> None:
     assert inv.total == D("191.89")
 
 
-@pytest.mark.rule("B5")
-@pytest.mark.rule("B7")
-@pytest.mark.rule("B8")
-def test_ports_lnp_cancel_early_termination_and_sla_outage_april() -> None:
+def bayside_april() -> BillingInputs:
     """Ports in and out, an LNP request cancelled within 48 h of FOC and one long before,
     a reinstatement within 24 h, an early termination on 21 April, and a 6-hour outage of
     its Enterprise circuit in March credited in April on request."""
@@ -210,11 +207,19 @@ def test_ports_lnp_cancel_early_termination_and_sla_outage_april() -> None:
         Event("terminate", at(2026, 4, 21, 0), id=7),
     ]  # fmt: skip
     outages = [Outage("CKT-100", at(2026, 3, 12, 2), at(2026, 3, 12, 8))]  # 6 h in March
-    inv = assemble(BillingInputs(
+    return BillingInputs(
         terms, Period(2026, 4), calls(100, "interstate", 60, "0.012"), events=events,
         outages_last_month=outages, taxes=[USF], previous_balance=D("619.96"),
         payments=[Payment(at(2026, 4, 5), D("619.96"))],
-    ))  # fmt: skip
+    )  # fmt: skip
+
+
+@pytest.mark.rule("B5")
+@pytest.mark.rule("B7")
+@pytest.mark.rule("B8")
+def test_ports_lnp_cancel_early_termination_and_sla_outage_april() -> None:
+    """bayside_april(): B5 NRCs, B7 early termination, B8 SLA credit, pro-rated MRC."""
+    inv = assemble(bayside_april())
     assert lines(inv) == [
         # B6 pro-rated: service 1–20 April = 20 of 30 days (terminated on the 21st)
         ("mrc", D("66.64")),  # 4 × 24.99 = 99.96 × 20/30 = 66.64
