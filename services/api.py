@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rater.routes import router as rater_router
 from services import metrics
+from services.billing.routes import router as billing_router
 from services.referrals.routes import router as referrals_router
 
 
@@ -46,6 +47,7 @@ def create_app(node) -> FastAPI:
     app = FastAPI(title="sipcc", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.node = node
     app.include_router(rater_router)
+    app.include_router(billing_router)
     app.include_router(referrals_router)
     app.add_middleware(RedMiddleware)
 

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     slot_refresh_seconds: int = 30
     # Seconds an unanswered INVITE may ring before the edge CANCELs it (Timer C, §16.6).
     ring_timeout_seconds: int = 180
+    # Seconds a 911 attempt may stay silent (no provisional) before the edge moves on to the
+    # next target, the national call center (rules E4, E7); far below Timer B's 32 s.
+    e911_failover_seconds: float = Field(default=4, gt=0, le=30)
     # Overload control (gateway/overload.py): new calls beyond these get 503 + Retry-After;
     # 911 never. Set max_cps to the capacity measured for this machine (docs/BENCHMARKS.md).
     max_cps: float = Field(default=0, ge=0, description="new calls per second per SIP worker; 0: no limit")

@@ -127,6 +127,7 @@ class Node:
                 dialogs=dialogs,
                 max_call_seconds=s.max_call_seconds,
                 ring_timeout_seconds=s.ring_timeout_seconds,
+                e911_failover_seconds=s.e911_failover_seconds,
                 slot_refresh_seconds=s.slot_refresh_seconds,
             )
             await self.edge.start(

@@ -144,3 +144,98 @@ async def test_billing_credit_limit_and_deposit_are_the_rater_credit_level(acme)
     await acme.execute("DELETE FROM billing_accounts")
     inv = await inventory.load(acme)
     assert inv.customers["acme"].credit_limit == D("500")  # provisioning's, without billing
+
+
+@pytest.fixture
+async def api(acme, pg_dsn):
+    """The real API app on a real pool (the node object only carries the pool)."""
+    import types
+
+    import httpx
+
+    from services import db
+    from services.api import create_app
+
+    pool = await db.create_pool(pg_dsn, max_size=2)
+    app = create_app(types.SimpleNamespace(pool=pool))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://billing.test") as client:  # fmt: skip
+        yield client
+    await pool.close()
+
+
+@pytest.mark.rule("B9")
+@pytest.mark.rule("B5")
+async def test_billing_http_api(acme, api) -> None:
+    from services.billing import runner
+    from services.billing.model import Period
+
+    issued_at = datetime(2026, 10, 2, 9, tzinfo=UTC)
+    await runner.run(acme, Period(2026, 9), "acme", now=issued_at)
+    got = (await api.get("/v1/invoices/INV-acme-2026-09")).json()
+    assert got["total"] == "46.15" and len(got["lines"]) == 10
+    assert got["usage_by_jurisdiction"]["interstate"]["calls"] == 40
+    assert [i["number"] for i in (await api.get("/v1/invoices?customer_id=acme")).json()] \
+        == ["INV-acme-2026-09"]  # fmt: skip
+    page = await api.get("/v1/invoices/INV-acme-2026-09/html")
+    assert page.status_code == 200 and "46.15" in page.text and "<svg" in page.text
+    pdf = await api.get("/v1/invoices/INV-acme-2026-09/pdf")
+    assert pdf.headers["content-type"] == "application/pdf" and pdf.content[:5] == b"%PDF-"
+    assert (await api.get("/v1/invoices/INV-nobody")).status_code == 404
+
+    # B9: within 30 days of receipt, answered within 30 days, won → next invoice.
+    late = await api.post("/v1/disputes", json={
+        "invoice_number": "INV-acme-2026-09", "amount": "5.00", "reason": "port-out",
+        "opened_at": (issued_at + timedelta(days=31)).isoformat()})  # fmt: skip
+    assert late.status_code == 422 and "within 30 days" in late.json()["detail"]
+    too_much = await api.post("/v1/disputes", json={
+        "invoice_number": "INV-acme-2026-09", "amount": "500.00", "reason": "all of it",
+        "opened_at": (issued_at + timedelta(days=3)).isoformat()})  # fmt: skip
+    assert too_much.status_code == 422 and "exceeds" in too_much.json()["detail"]
+    opened = await api.post("/v1/disputes", json={
+        "invoice_number": "INV-acme-2026-09", "amount": "5.00", "reason": "port-out in error",
+        "opened_at": (issued_at + timedelta(days=29)).isoformat()})  # fmt: skip
+    assert opened.status_code == 201
+    dispute = opened.json()
+    assert dispute["answer_due"].startswith("2026-11-30")
+    won = await api.post(f"/v1/disputes/{dispute['id']}/resolve",
+                         json={"outcome": "won", "resolution": "port-out was ours"})  # fmt: skip
+    assert won.json()["status"] == "won"
+    again = await api.post(f"/v1/disputes/{dispute['id']}/resolve",
+                           json={"outcome": "lost", "resolution": "changed our mind"})  # fmt: skip
+    assert again.status_code == 409
+
+    # Events API (B5): bad input is named; an invoiced month takes no more events.
+    no_foc = await api.post("/v1/billing/events", json={
+        "customer_id": "acme", "kind": "lnp_cancel", "at": "2026-10-03T10:00Z", "tns": ["+1"]})
+    assert no_foc.status_code == 422 and "foc_at" in no_foc.text
+    closed = await api.post("/v1/billing/events", json={
+        "customer_id": "acme", "kind": "disconnect", "at": "2026-09-30T10:00Z"})
+    assert closed.status_code == 409 and "credit note" in closed.json()["detail"]
+    ok = await api.post("/v1/billing/events", json={
+        "customer_id": "acme", "kind": "lnp_cancel", "at": "2026-10-03T10:00Z",
+        "foc_at": "2026-10-04T09:00Z", "tns": ["+18135550001"]})  # fmt: skip
+    assert ok.status_code == 201
+
+    await runner.run(acme, Period(2026, 10), "acme")  # now: after the resolution
+    october = (await api.get("/v1/invoices/INV-acme-2026-10")).json()["lines"]
+    assert {(ln["kind"], ln["rule"], ln["amount"]) for ln in october} >= {
+        ("dispute_credit", "B9", "-5.00"), ("nrc", "B5", "75.00"),  # cancelled 23 h before FOC
+        ("previous_balance", None, "46.15")}  # fmt: skip
+
+    # A correction of an issued invoice is a credit note; the invoice stays as it was.
+    cn = await api.post("/v1/invoices/INV-acme-2026-09/credit-notes", json={
+        "reason": "goodwill", "lines": [{"description": "goodwill credit", "amount": "3.00"}]})
+    assert cn.status_code == 201 and cn.json()["total"] == "-3.00"
+    assert (await api.get("/v1/invoices/INV-acme-2026-09")).json()["total"] == "46.15"
+
+
+@pytest.mark.rule("B10")
+async def test_billing_account_api_sets_the_credit_level(acme, api) -> None:
+    put = await api.put("/v1/billing/accounts/acme",
+                        json={"credit_limit": "40", "deposit": "10.00", "enforce_ld_minimum": True})
+    assert put.status_code == 200
+    assert (await inventory.load(acme)).customers["acme"].credit_limit == D("50")
+    bad = await api.put("/v1/billing/accounts/acme", json={"rboc_surcharge_per_minute": "0.07"})
+    assert bad.status_code == 422 and "rboc_surcharge_per_minute" in bad.text
+    assert (await api.put("/v1/billing/accounts/nobody", json={})).status_code == 404
