@@ -107,6 +107,7 @@ class Call:
             sip_status=self.final_status,
             reason=reason,
             emergency_level=o.emergency_level if o else None,
+            emergency_route=o.e911_route_taken if o else None,
             carrier_id=d.carrier_id if d else None,
             edge=edge,
         )

@@ -15,12 +15,12 @@ import ssl
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from gateway import proxy
+from gateway import emergency, proxy
 from gateway.calls import Call, disposition_for, wall_now
 from gateway.dialogs import DialogStore, NoDialogStore, decision_from, to_record
 from gateway.overload import Overload
 from gateway.proxy import Local
-from gateway.routing import Outcome, Router, dialled_user
+from gateway.routing import Outcome, Router, dialled_user, target_for
 from gateway.sip.headers import parse_name_addr, parse_uri, parse_via
 from gateway.sip.message import Headers, Request, Response, SipError, build_response
 from gateway.sip.transactions import (
@@ -71,6 +71,7 @@ class Edge:
         ring_timeout_seconds: float = 180,
         slot_refresh_seconds: float = 30,
         dialogs: DialogStore | NoDialogStore | None = None,
+        e911_failover_seconds: float = 4,
         overload: Overload | None = None,
     ) -> None:
         self.router = router
@@ -80,6 +81,8 @@ class Edge:
         self.max_call_seconds = max_call_seconds
         self.ring_timeout_seconds = ring_timeout_seconds
         self.slot_refresh_seconds = slot_refresh_seconds
+        # A 911 attempt silent this long (no provisional) moves to the next target (E4).
+        self.e911_failover_seconds = e911_failover_seconds
         self.dialogs = dialogs or NoDialogStore()
         self.overload = overload
         self.tm = TransactionManager()
@@ -331,26 +334,70 @@ class Edge:
             self._respond(call.server_tx, call.invite, 487, "Request Terminated")
             await self._finish(call, "cancelled", 487, "cancelled before forwarding")
             return
-        req = call.invite
-        assert outcome.addr is not None and outcome.request_uri is not None
-        out_transport = proxy.transport_for(parse_uri(outcome.request_uri), len(req.body) + 800)
-        fwd = proxy.prepare_forward(
-            req, self.local, request_uri=outcome.request_uri, transport=out_transport,
-            record_route=proxy.record_routes(self.local, call.transport, out_transport),
-            branch=proxy.next_branch(req, req.branch),
-        )  # fmt: skip
-        fwd.headers.remove("Route")
-        call.forwarded = fwd
-        call.out_transport = out_transport
-        call.state = "proceeding"
-        ctx, outs = self.tm.send_request(fwd, outcome.addr, out_transport, self.now())
-        call.client_tx = ctx
-        self._by_client_tx[ctx] = call
+        self._forward_invite(call)
         metrics.invite_to_forward_seconds.observe(self.now() - t0)
-        self._run(outs)
         assert self._loop is not None
         call.timers.append(self._loop.call_later(self.ring_timeout_seconds, self._ring_timeout, call))
         self._persist(call)
+
+    def _forward_invite(self, call: Call) -> None:
+        """Send the INVITE on to the outcome's current target: a new client transaction
+        with a branch of its own, so a 911 failover is a new attempt, not a retransmission."""
+        outcome = call.outcome
+        assert outcome is not None and outcome.addr is not None and outcome.request_uri is not None
+        req = call.invite
+        size = len(req.body) + 800
+        target = outcome.e911.targets[outcome.attempt] if outcome.e911 is not None else None
+        if target is not None and emergency.carries_location(outcome.e911, target):
+            size += emergency.LOCATION_BYTES  # a PIDF-LO makes it a TCP-sized request (§18.1.1)
+        out_transport = proxy.transport_for(parse_uri(outcome.request_uri), size)
+        incoming = req.branch if not outcome.attempt else f"{req.branch}.{outcome.attempt}"
+        fwd = proxy.prepare_forward(
+            req, self.local, request_uri=outcome.request_uri, transport=out_transport,
+            record_route=proxy.record_routes(self.local, call.transport, out_transport),
+            branch=proxy.next_branch(req, incoming),
+        )  # fmt: skip
+        fwd.headers.remove("Route")
+        if target is not None:
+            emergency.prepare(fwd, outcome.e911, target, self.local.host)  # type: ignore[arg-type]
+        if call.client_tx:
+            self._by_client_tx.pop(call.client_tx, None)  # a failed attempt answers no more
+        call.forwarded = fwd
+        call.out_transport = out_transport
+        call.state = "proceeding"
+        call.provisional = False
+        ctx, outs = self.tm.send_request(fwd, outcome.addr, out_transport, self.now())
+        call.client_tx = ctx
+        self._by_client_tx[ctx] = call
+        self._run(outs)
+        if outcome.e911 is not None and outcome.attempt + 1 < len(outcome.e911.targets):
+            assert self._loop is not None
+            call.timers.append(self._loop.call_later(
+                self.e911_failover_seconds, self._e911_silent, call, ctx))  # fmt: skip
+
+    def _e911_failover(self, call: Call, cause: str) -> bool:
+        """Rules E4, E7: a 911 attempt failed (a final error, or silence past the short
+        emergency timer): on to the next target. False when there is none left."""
+        o = call.outcome
+        if o is None or o.e911 is None or call.ended or call.cancelled or call.answered_mono:
+            return False
+        if o.attempt + 1 >= len(o.e911.targets):
+            return False
+        failed = o.e911.targets[o.attempt]
+        o.attempt += 1
+        nxt = o.e911.targets[o.attempt]
+        o.request_uri, o.addr = target_for(nxt.uri, "911")
+        o.emergency_level = "national" if nxt.kind == "national" else nxt.kind
+        metrics.e911_failovers_total.labels(cause=cause).inc()
+        log.warning("e911_failover", call_id=call.call_id, failed=failed.label, cause=cause,
+                    next=nxt.label)  # fmt: skip
+        call.cancel_sent = False
+        self._forward_invite(call)
+        return True
+
+    def _e911_silent(self, call: Call, tx: str) -> None:
+        if call.client_tx == tx and not call.provisional and call.answered_mono is None:
+            self._e911_failover(call, "timeout")
 
     def _forward_in_dialog(self, tx: str, req: Request) -> None:
         call = self.calls.get(req.call_id or "")
@@ -496,6 +543,10 @@ class Edge:
                 self._loop.call_later(64 * self.tm.t1, self._check_ack, call)
             self._run(self.tm.send_response(call.server_tx, back, self.now()))
             return
+        if call.outcome is not None and call.outcome.e911 is not None and not call.cancelled:
+            # The caller never sees a PSAP's failure while a target is left (E4, E7).
+            if self._e911_failover(call, str(status)):
+                return
         call.final_status = status
         self._run(self.tm.send_response(call.server_tx, back, self.now()))
         if call.answered_mono is None:
@@ -528,6 +579,8 @@ class Edge:
             return  # an in-dialog request timed out; the server tx's own timers end it
         call = self._by_client_tx.get(tx)
         if call is None or call.ended or call.answered_mono is not None:
+            return
+        if self._e911_failover(call, "408"):
             return
         call.final_status = 408
         self._respond(call.server_tx, call.invite, 408, "Request Timeout")
@@ -652,6 +705,10 @@ class Edge:
         if not record:
             return
         metrics.calls_total.labels(disposition=disposition).inc()
+        o = call.outcome
+        if o is not None and o.e911 is not None:
+            target = o.e911.targets[o.attempt].kind if o.e911.targets else "none"
+            metrics.e911_calls_total.labels(level=o.emergency_level or "none", route=target).inc()
         try:
             await self._release(call)
         except Exception as exc:  # Redis away: the lease expires by itself within its TTL

@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from e911_router.routing import E911Route, Target
+from e911_router.routing import route as e911_route
 from gateway.ani import forwarded_from, oli_digits, originating_ani
 from gateway.proxy import host_port
 from gateway.sip.digest import Credential, DigestAuthenticator
@@ -20,6 +22,7 @@ from gateway.sip.message import Request, SipError
 from rater.admission import SlotStore
 from rater.credit import CreditGuard
 from rater.decision import CallFacts, Decision, decide
+from rater.numbers import normalize
 from services import logs, metrics
 from services.inventory import Inventory, TrunkGroup
 
@@ -38,10 +41,35 @@ class Outcome:
     slot_held: bool = False
     emergency_level: str | None = None
     headers: tuple[tuple[str, str], ...] = ()  # extra headers of a refusal (challenges)
+    e911: E911Route | None = None  # a 911 call: its level and targets, in order (E1-E7)
+    attempt: int = 0  # which of e911.targets the call is on now
 
     @property
     def forward(self) -> bool:
         return self.status == 0
+
+    @property
+    def e911_route_taken(self) -> str | None:
+        """The 911 targets tried, in order: 'psap:fl-pinellas>national' (the CDR's route)."""
+        if self.e911 is None:
+            return None
+        return ">".join(t.label for t in self.e911.targets[: self.attempt + 1]) or None
+
+
+def target_for(gateway_uri: str, user: str) -> tuple[str, tuple[str, int]]:
+    """The Request-URI for `user` at a gateway URI, and the address to send it to."""
+    gw = parse_uri(gateway_uri)
+    port_part = f":{gw.port}" if gw.port else ""
+    return f"{gw.scheme}:{user}@{gw.host}{port_part}", host_port(gw)
+
+
+def from_tn(req: Request) -> str | None:
+    """Rule E2: the calling TN as the From URI's user part has it (E.164), or None."""
+    try:
+        user = parse_name_addr(req.headers.get("From") or "").uri.user
+    except SipError:
+        return None
+    return normalize(user.split(";", 1)[0]) if user else None
 
 
 def dialled_user(req: Request) -> str:
@@ -132,20 +160,16 @@ class Router:
             )
             return out
         carrier = inv.carriers.get(decision.carrier_id or "")
+        if decision.action == "emergency":
+            # Rule E7: no slot, no credit, no suspension check; the E911 router picks the
+            # route by the caller's registered address.
+            self._emergency(inv, req, tg, out, carrier)
+            metrics.decision_seconds.observe(time.perf_counter() - t0)
+            return out
         if carrier is None:
             out.status, out.reason, out.rule = 503, "no route to a carrier", "R3"
             return out
-        gw = parse_uri(carrier.gateway_uri)
-        host, port = host_port(gw)
-        port_part = f":{gw.port}" if gw.port else ""
-        out.request_uri = f"{gw.scheme}:{decision.dnis}@{gw.host}{port_part}"
-        out.addr = (host, port)
-        if decision.action == "emergency":
-            # Rule E7: no slot, no credit, no suspension check. The carrier's own 911
-            # handling is the route until the E911 router has coverage data.
-            out.emergency_level = "carrier"
-            metrics.decision_seconds.observe(time.perf_counter() - t0)
-            return out
+        out.request_uri, out.addr = target_for(carrier.gateway_uri, decision.dnis)
         if not await self.slots.acquire(tg.id, call_id, tg.trunks):
             metrics.admission_rejections_total.labels(cause="A1").inc()
             out.status, out.rule = 503, "A1"
@@ -156,3 +180,21 @@ class Router:
         metrics.admissions_total.labels(direction="outbound").inc()
         metrics.decision_seconds.observe(time.perf_counter() - t0)
         return out
+
+    def _emergency(self, inv: Inventory, req: Request, tg: TrunkGroup, out: Outcome,
+                   carrier) -> None:  # fmt: skip
+        tn = from_tn(req)
+        last_resort = Target("carrier", carrier.gateway_uri, carrier.id) if carrier else None
+
+        def owner(n: str) -> str | None:
+            num = inv.numbers.get(n)
+            return num.customer_id if num else None
+
+        r = e911_route(inv.e911, tn, tg.customer_id, owner, last_resort)
+        out.e911, out.emergency_level = r, r.level
+        log.warning("e911_call", tn=tn, customer=tg.customer_id, level=r.level, rule=r.rule,
+                    reason=r.reason, route=[t.label for t in r.targets])  # fmt: skip
+        if not r.targets:
+            out.status, out.rule, out.reason = 503, "E7", "no 911 route provisioned"
+            return
+        out.request_uri, out.addr = target_for(r.targets[0].uri, "911")

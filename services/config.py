@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     overload_max_pending: int = Field(
         default=2000, ge=0, description="shed new calls while this many await routing; 0: off"
     )
+    overload_cpu_target: float = Field(
+        default=0.85, ge=0, le=1,
+        description="shed the share of new calls that keeps this process's CPU near this share of a core; 0: off",
+    )
     overload_retry_after_seconds: int = Field(default=5, ge=0)
     cdr_stream: str = "cdr-events"
     cdr_batch_max: int = 10_000

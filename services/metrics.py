@@ -146,6 +146,24 @@ referral_credit_dollars_total = Counter(
     "Refer-a-friend credits posted, in dollars",
     registry=REGISTRY,
 )
+e911_calls_total = Counter(
+    "sipcc_e911_calls_total",
+    "911 calls ended, by level reached (e911, basic, national, carrier) and route taken",
+    ["level", "route"],
+    registry=REGISTRY,
+)
+e911_failovers_total = Counter(
+    "sipcc_e911_failovers_total",
+    "911 attempts moved to the next target, by cause (the PSAP's status, or timeout)",
+    ["cause"],
+    registry=REGISTRY,
+)
+e911_notifications_total = Counter(
+    "sipcc_e911_notifications_total",
+    "On-site 911 notification deliveries, by result (delivered, failed attempt)",
+    ["result"],
+    registry=REGISTRY,
+)
 billing_invoices_total = Counter(
     "sipcc_billing_invoices_total",
     "Invoices a billing run produced (issued) or found already issued (unchanged)",

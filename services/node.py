@@ -12,6 +12,7 @@ import contextlib
 import secrets
 import signal
 import socket
+import time
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -44,12 +45,15 @@ async def _watch_loop_lag(node: Node, period: float = 0.1) -> None:
     """Every SIP message waits behind whatever blocks the loop; measure it (ops' p99) and
     tell the edge's overload control."""
     loop = asyncio.get_running_loop()
+    cpu = time.process_time()
     while True:
         before = loop.time()
         await asyncio.sleep(period)
         lag = max(0.0, loop.time() - before - period)
         metrics.event_loop_lag_seconds.observe(lag)
         if node.edge is not None and node.edge.overload is not None:
+        spent = time.process_time() - cpu
+        cpu += spent
             node.edge.overload.note_lag(lag)
 
 
@@ -171,7 +175,8 @@ class Node:
         s = self.settings
         policy = OverloadPolicy(
             max_cps=s.max_cps, max_lag_seconds=s.overload_max_lag_seconds,
-            max_pending=s.overload_max_pending, retry_after_seconds=s.overload_retry_after_seconds,
+            max_pending=s.overload_max_pending, cpu_target=s.overload_cpu_target,
+            retry_after_seconds=s.overload_retry_after_seconds,
         )  # fmt: skip
         return Overload(policy, asyncio.get_running_loop().time()) if policy.enabled else None
 

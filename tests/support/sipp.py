@@ -35,13 +35,13 @@ class Uas:
     """A SIPp UAS in the background, answering every call (the carrier gateway)."""
 
     def __init__(self, workdir: Path, ip: str = "127.0.0.3", port: int = 5060,
-                 scenario: str = "uas.xml") -> None:  # fmt: skip
+                 scenario: str = "uas.xml", extra: tuple[str, ...] = ()) -> None:  # fmt: skip
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
             [sipp_binary(), "-sf", str(SCENARIOS / scenario), "-i", ip, "-p", str(port),
              "-nostdin", "-trace_err", "-error_file", str(workdir / "uas_errors.log"),
-             "-max_socket", "1024"],
+             "-max_socket", "1024", *extra],
             cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         time.sleep(0.3)
