@@ -49,12 +49,14 @@ async def _watch_loop_lag(node: Node, period: float = 0.1) -> None:
     while True:
         before = loop.time()
         await asyncio.sleep(period)
-        lag = max(0.0, loop.time() - before - period)
+        now = loop.time()
+        lag = max(0.0, now - before - period)
         metrics.event_loop_lag_seconds.observe(lag)
-        if node.edge is not None and node.edge.overload is not None:
         spent = time.process_time() - cpu
         cpu += spent
+        if node.edge is not None and node.edge.overload is not None:
             node.edge.overload.note_lag(lag)
+            node.edge.overload.note_cpu(spent / (now - before))
 
 
 class Node:
@@ -133,10 +135,10 @@ class Node:
                 ring_timeout_seconds=s.ring_timeout_seconds,
                 e911_failover_seconds=s.e911_failover_seconds,
                 slot_refresh_seconds=s.slot_refresh_seconds,
+                overload=self._overload(),
             )
             await self.edge.start(
                 *s.sip_addr, tcp=s.sip_tcp, tls=tls_server, tls_port=s.tls_port,
-                overload=self._overload(),
                 client_tls=tls_client_context(s.tls_ca, s.tls_verify),
                 reuse_port=s.sip_workers > 1,
                 own_port=s.sip_addr[1] + 1 + s.worker_index if s.sip_workers > 1 else None,
@@ -167,10 +169,6 @@ class Node:
         gctune.install(tune=s.gc_tuning)
         log.info("node_started", roles=sorted(self.roles), http=s.http_listen, sip=s.sip_listen)
 
-    def _authenticator(self) -> DigestAuthenticator:
-        secret = self.settings.digest_secret
-        if not secret:
-            # Nonces signed with a per-process key: fine for one process; several edges
     def _overload(self) -> Overload | None:
         s = self.settings
         policy = OverloadPolicy(
@@ -180,6 +178,10 @@ class Node:
         )  # fmt: skip
         return Overload(policy, asyncio.get_running_loop().time()) if policy.enabled else None
 
+    def _authenticator(self) -> DigestAuthenticator:
+        secret = self.settings.digest_secret
+        if not secret:
+            # Nonces signed with a per-process key: fine for one process; several edges
             # behind one address must share SIPCC_DIGEST_SECRET.
             secret = secrets.token_hex(32)
         algorithms = tuple(a.strip() for a in self.settings.digest_algorithms.split(",") if a.strip())
