@@ -201,8 +201,14 @@ class CdrWriter:
         # Our own pending entries first (a restart after a crash), then new ones.
         await self._drain_pending()
         next_upkeep = 0.0
+        retry_own = False
         while not self._stopping.is_set():
             try:
+                if retry_own:
+                    # A batch failed (Postgres away): it is still ours, pending; write it
+                    # again now rather than wait claim_idle_ms for XAUTOCLAIM.
+                    await self._drain_pending()
+                    retry_own = False
                 now = time.monotonic()
                 if now >= next_upkeep:
                     await self._upkeep()
@@ -226,6 +232,7 @@ class CdrWriter:
                 log.error("cdr_group_lost", stream=self.stream)
                 await self.ensure_group()
             except Exception as exc:
+                retry_own = True
                 # Whatever failed (Postgres or Redis away, a pool timeout, a bad batch), the
                 # entries stay pending and are retried: the writer must never die quietly.
                 log.warning("cdr_writer_retry", error=repr(exc), exc_info=True)

@@ -79,9 +79,6 @@ class Settings(BaseSettings):
     # Seconds a 911 attempt may stay silent (no provisional) before the edge moves on to the
     # next target, the national call center (rules E4, E7); far below Timer B's 32 s.
     e911_failover_seconds: float = Field(default=4, gt=0, le=30)
-    # Seconds a 911 attempt may stay silent (no provisional) before the edge moves on to the
-    # next target, the national call center (rules E4, E7); far below Timer B's 32 s.
-    e911_failover_seconds: float = Field(default=4, gt=0, le=30)
     # Overload control (gateway/overload.py): new calls beyond these get 503 + Retry-After;
     # 911 never. Set max_cps to the capacity measured for this machine (docs/BENCHMARKS.md).
     max_cps: float = Field(default=0, ge=0, description="new calls per second per SIP worker; 0: no limit")
@@ -90,6 +87,10 @@ class Settings(BaseSettings):
     )
     overload_max_pending: int = Field(
         default=2000, ge=0, description="shed new calls while this many await routing; 0: off"
+    )
+    overload_cpu_target: float = Field(
+        default=0.85, ge=0, le=1,
+        description="shed the share of new calls that keeps this process's CPU near this share of a core; 0: off",
     )
     overload_retry_after_seconds: int = Field(default=5, ge=0)
     cdr_stream: str = "cdr-events"
