@@ -11,6 +11,7 @@ import uvloop
 
 from services import db, logs
 from services.config import LOOPBACK_DATABASE_URL, Settings
+from services.referrals import cli as referrals_cli
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
@@ -21,6 +22,7 @@ app.add_typer(provision_app, name="provision")
 app.add_typer(refdata_app, name="refdata")
 billing_app = typer.Typer(no_args_is_help=True, help="Monthly invoices (B1-B10).")
 app.add_typer(billing_app, name="billing")
+app.add_typer(referrals_cli.app, name="referrals")
 
 
 def _settings() -> Settings:

@@ -1,6 +1,12 @@
 """Referral programmes (SPEC F1–F6): refer-a-friend, affiliates, invite codes.
 
 Every rule takes the day it is judged on (`today`) or the moment (`now`) as an argument;
-only the HTTP routes and the CLI read a clock (clock.py), so tests walk the programmes
-through time. docs/REFERRALS.md tells the decisions taken where the sources are vague.
+only the HTTP routes, the CLI and the background worker read a clock (clock.py), so tests
+walk the programmes through time. docs/REFERRALS.md tells the decisions taken where the
+sources are vague.
 """
+
+from services.referrals.billing_hook import install as _install_billing_hook
+
+# Credits and discounts are invoice lines wherever invoices are made (billing_hook.py).
+_install_billing_hook()

@@ -196,3 +196,15 @@ async def invoice_adjustments(
             "DO UPDATE SET amount = EXCLUDED.amount", customer_id, period_start, used,
         )  # fmt: skip
     return lines
+
+
+async def billing_provider(
+    conn: asyncpg.Connection, customer_id: str, period, *, basic_fee: Decimal,
+    chargeable: Decimal,
+) -> list[Adjustment]:  # fmt: skip
+    """The same lines in the shape of services/billing's adjustment hook, which passes a
+    calendar-month `period` (with `.start`)."""
+    start = period.start
+    end = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+    return await invoice_adjustments(conn, customer_id, start, end, basic_fee=basic_fee,
+                                     chargeable=chargeable)  # fmt: skip

@@ -138,10 +138,17 @@ async def deliver_pending(
 ) -> dict[str, int]:
     """Send what is pending; returns counts of sent and failed sends. A channel without a
     configured sender is left pending (and logged) rather than lost."""
-    rows = await conn.fetch(
-        "SELECT id, channel, recipient, subject, body FROM referral_outbox "
-        "WHERE status = 'pending' ORDER BY id LIMIT $1", limit,
-    )  # fmt: skip
+    # Rows are locked while they are sent, so two dispatchers (two API processes) never send
+    # one message twice; a crash mid-batch leaves them pending, to be sent again.
+    async with conn.transaction():
+        rows = await conn.fetch(
+            "SELECT id, channel, recipient, subject, body FROM referral_outbox "
+            "WHERE status = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit,
+        )  # fmt: skip
+        return await _send(conn, rows, email, sms)
+
+
+async def _send(conn, rows, email: SmtpSender | None, sms: SmsProvider | None) -> dict[str, int]:
     counts = {"sent": 0, "failed": 0, "waiting": 0}
     mails = [r for r in rows if r["channel"] == "email"]
     texts = [r for r in rows if r["channel"] == "sms"]
