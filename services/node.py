@@ -154,6 +154,11 @@ class Node:
             await self.writer.ensure_group()
             self._writer_task = asyncio.create_task(self.writer.run())
             self._tasks.append(self._writer_task)
+        if "api" in self.roles:  # F2: matured referral credits post themselves; invitations go out
+            from services.referrals import worker as referral_worker
+            from services.referrals.clock import SystemClock
+
+            self._tasks.append(asyncio.create_task(referral_worker.run(self.pool, s, SystemClock())))
         host, port = s.http_addr
         config = uvicorn.Config(
             api.create_app(self), host=host, port=port, log_config=None, access_log=False,
