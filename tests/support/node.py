@@ -43,7 +43,10 @@ def free_sip_port(host: str = "127.0.0.1", following: int = 0) -> int:
 
 
 class NodeProcess:
-    def __init__(self, database_url: str, redis_prefix: str, log_path: Path, **env: str) -> None:
+    def __init__(
+        self, database_url: str, redis_prefix: str, log_path: Path, role: str = "serve", **env: str
+    ) -> None:
+        self.role = role  # `serve`, or one role such as `cdr-writer`
         workers = int(env.get("SIPCC_SIP_WORKERS", "1"))
         self.sip_port = free_sip_port(following=workers if workers > 1 else 0)
         self.http_port = free_sip_port(following=workers - 1)
@@ -68,13 +71,13 @@ class NodeProcess:
     def start(self, timeout: float = 20) -> NodeProcess:
         self._log = open(self.log_path, "ab")  # closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve"],
+            [sys.executable, "-m", "services.cli", self.role],
             cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"sipcc serve exited {self.proc.returncode}: {self.log()}")
+                raise RuntimeError(f"sipcc {self.role} exited {self.proc.returncode}: {self.log()}")
             try:
                 if httpx.get(self.http + "/readyz", timeout=1).status_code == 200:
                     return self
