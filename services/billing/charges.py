@@ -33,6 +33,11 @@ REINSTATE_WINDOW = timedelta(hours=24)
 SLA_AVAILABILITY = Decimal("0.999")
 
 
+def money(d: Decimal) -> str:
+    """A price as people write it: cents when it has no more, else every place it has."""
+    return f"{d:,.2f}" if d == d.quantize(Decimal("0.01")) else f"{d.normalize():,f}"
+
+
 def quantity_of(service: Service, terms: Terms) -> int:
     """A trunk service without a quantity counts the customer's provisioned trunks (A1)."""
     if service.quantity is None:
@@ -74,7 +79,7 @@ def mrc_lines(terms: Terms, period: Period, events: list[Event]) -> list[Line]:
         out.append(Line(
             kind="mrc", rule="B6", exact=prorated(monthly, days, period.days),
             quantity=Decimal(qty), unit_price=s.unit_mrc, ref=s.id,
-            description=f"{s.description} — {qty} × {s.unit_mrc} monthly{note}",
+            description=f"{s.description} — {qty} × {money(s.unit_mrc)} monthly{note}",
         ))  # fmt: skip
     return out
 
@@ -153,7 +158,7 @@ def early_termination(terms: Terms, events: list[Event]) -> Line | None:
         kind="early_termination", rule="B7", exact=round_internal(mrc * months),
         quantity=Decimal(months), unit_price=mrc,
         description=f"Early termination on {ends}: {months} remaining months of the term "
-        f"(ends {term_end}) × MRC {mrc}",
+        f"(ends {term_end}) × MRC {money(mrc)}",
     )  # fmt: skip
 
 
@@ -182,7 +187,7 @@ def sla_credits(terms: Terms, outages: list[Outage], outage_period: Period) -> l
             kind="sla_credit", rule="B8", exact=-credit, quantity=down,
             unit_price=round_internal(monthly / outage_period.hours), ref=s.circuit_id,
             description=f"SLA credit, circuit {s.circuit_id}, {outage_period}: {down:.2f} h "
-            f"down × {monthly} ÷ {outage_period.hours} h",
+            f"down × {money(monthly)} ÷ {outage_period.hours} h",
         ))  # fmt: skip
     return out
 

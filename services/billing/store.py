@@ -230,7 +230,8 @@ async def issue(conn: asyncpg.Connection, customer_id: str, period: Period, ref:
         await conn.execute("UPDATE disputes SET credited_invoice_id = $1 WHERE id = ANY($2)",
                            inv_id, ids)  # fmt: skip
         await adjustment_providers.mark_taken(conn, inp.adjustments, inv_id)
-        return Issued(inv, inv_id, True)
+        # What was stored, read back: a first run and a re-run answer the same value.
+        return Issued(await fetch_invoice(conn, inv_id), inv_id, True)
 
 
 async def billable_customers(conn, period: Period) -> list[str]:

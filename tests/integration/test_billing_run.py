@@ -28,7 +28,7 @@ def _cli(*args: str, dsn: str) -> subprocess.CompletedProcess:
 
 
 async def _cdrs(conn, n: int, jurisdiction: str, secs: int, rate: str, start: datetime,
-                answered: bool = True) -> None:  # fmt: skip
+                answered: bool = True, prefix: str = "") -> None:  # fmt: skip
     amount = (D(secs) * D(rate) / 60).quantize(D("0.00001")) if answered else D(0)
     await conn.executemany(
         """INSERT INTO cdrs (call_id, customer_id, trunk_id, direction, ani, dnis, jurisdiction,
@@ -36,7 +36,7 @@ async def _cdrs(conn, n: int, jurisdiction: str, secs: int, rate: str, start: da
                amount, disposition)
            VALUES ($1, 'acme', 'acme-main', 'outbound', '+17275550100', '+12125551234', $2,
                    $3, $4, $5, $6, $7, $8, $9, $10)""",
-        [(f"{jurisdiction}-{answered}-{i}", jurisdiction, start + timedelta(minutes=i),
+        [(f"{prefix}{jurisdiction}-{answered}-{i}", jurisdiction, start + timedelta(minutes=i),
           start + timedelta(minutes=i, seconds=2) if answered else None,
           start + timedelta(minutes=i, seconds=2 + secs), secs * 1000 if answered else 0,
           secs if answered else 0, D(rate), amount, "answered" if answered else "no_answer")
