@@ -80,3 +80,16 @@ def _fallback(data: E911Data, carrier: Target | None) -> tuple[Target, ...]:
     if carrier is not None:
         out.append(carrier)
     return tuple(out)
+
+
+def route_call(inv, tn: str | None, trunk_group) -> E911Route:
+    """The route of a 911 call from `tn` on `trunk_group`, read from an Inventory snapshot
+    (services/inventory.py): the edge and `POST /v1/e911/route` both ask this."""
+    carrier = inv.carriers.get(trunk_group.carrier_id)
+    last_resort = Target("carrier", carrier.gateway_uri, carrier.id) if carrier else None
+
+    def owner(n: str) -> str | None:
+        num = inv.numbers.get(n)
+        return num.customer_id if num else None
+
+    return route(inv.e911, tn, trunk_group.customer_id, owner, last_resort)

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from e911_router.routing import E911Route, Target
-from e911_router.routing import route as e911_route
+from e911_router.routing import E911Route
+from e911_router.routing import route_call as e911_route_call
 from gateway.ani import forwarded_from, oli_digits, originating_ani
 from gateway.proxy import host_port
 from gateway.sip.digest import Credential, DigestAuthenticator
@@ -163,7 +163,7 @@ class Router:
         if decision.action == "emergency":
             # Rule E7: no slot, no credit, no suspension check; the E911 router picks the
             # route by the caller's registered address.
-            self._emergency(inv, req, tg, out, carrier)
+            self._emergency(inv, req, tg, out)
             metrics.decision_seconds.observe(time.perf_counter() - t0)
             return out
         if carrier is None:
@@ -181,16 +181,9 @@ class Router:
         metrics.decision_seconds.observe(time.perf_counter() - t0)
         return out
 
-    def _emergency(self, inv: Inventory, req: Request, tg: TrunkGroup, out: Outcome,
-                   carrier) -> None:  # fmt: skip
+    def _emergency(self, inv: Inventory, req: Request, tg: TrunkGroup, out: Outcome) -> None:
         tn = from_tn(req)
-        last_resort = Target("carrier", carrier.gateway_uri, carrier.id) if carrier else None
-
-        def owner(n: str) -> str | None:
-            num = inv.numbers.get(n)
-            return num.customer_id if num else None
-
-        r = e911_route(inv.e911, tn, tg.customer_id, owner, last_resort)
+        r = e911_route_call(inv, tn, tg)
         out.e911, out.emergency_level = r, r.level
         log.warning("e911_call", tn=tn, customer=tg.customer_id, level=r.level, rule=r.rule,
                     reason=r.reason, route=[t.label for t in r.targets])  # fmt: skip

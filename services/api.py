@@ -8,6 +8,7 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from e911_router.routes import router as e911_router
 from rater.routes import router as rater_router
 from services import metrics
 from services.billing.routes import router as billing_router
@@ -47,6 +48,7 @@ def create_app(node) -> FastAPI:
     app = FastAPI(title="sipcc", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.node = node
     app.include_router(rater_router)
+    app.include_router(e911_router)
     app.include_router(billing_router)
     app.include_router(referrals_router)
     app.add_middleware(RedMiddleware)
