@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import smtplib
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import date
@@ -116,18 +117,30 @@ class SmtpSender:
         return msg
 
 
-async def _mark(conn: asyncpg.Connection, row_id: int, error: Exception | None) -> None:
+async def _mark(conn: asyncpg.Connection, row_id: int, error: Exception | None,
+                attempt: bool = True) -> None:  # fmt: skip
+    """Record a send. A refusal of the message itself counts as an attempt (5 make it
+    failed); an unreachable server does not — the message waits for it, however long."""
     if error is None:
         await conn.execute(
             "UPDATE referral_outbox SET status = 'sent', attempts = attempts + 1, sent_at = now(), "
             "last_error = NULL WHERE id = $1", row_id,
         )  # fmt: skip
         return
+    step = 1 if attempt else 0
     await conn.execute(
-        "UPDATE referral_outbox SET attempts = attempts + 1, last_error = $2, "
-        "status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE 'pending' END WHERE id = $1",
-        row_id, f"{type(error).__name__}: {error}"[:500], MAX_ATTEMPTS,
+        "UPDATE referral_outbox SET attempts = attempts + $4, last_error = $2, "
+        "status = CASE WHEN attempts + $4 >= $3 THEN 'failed' ELSE 'pending' END WHERE id = $1",
+        row_id, f"{type(error).__name__}: {error}"[:500], MAX_ATTEMPTS, step,
     )  # fmt: skip
+
+
+def _is_refusal(error: Exception) -> bool:
+    """The message was refused (bad address, 4xx from a provider), not the server away."""
+    if isinstance(error, urllib.error.HTTPError):
+        return 400 <= error.code < 500
+    return isinstance(error, smtplib.SMTPRecipientsRefused | smtplib.SMTPDataError
+                      | smtplib.SMTPSenderRefused)  # fmt: skip
 
 
 async def deliver_pending(
@@ -136,8 +149,8 @@ async def deliver_pending(
     sms: SmsProvider | None,
     limit: int = 100,
 ) -> dict[str, int]:
-    """Send what is pending; returns counts of sent and failed sends. A channel without a
-    configured sender is left pending (and logged) rather than lost."""
+    """Send what is pending; returns counts of sends that went and that did not. A channel
+    without a configured sender is left pending (and logged) rather than lost."""
     # Rows are locked while they are sent, so two dispatchers (two API processes) never send
     # one message twice; a crash mid-batch leaves them pending, to be sent again.
     async with conn.transaction():
@@ -168,7 +181,7 @@ async def _send(conn, rows, email: SmtpSender | None, sms: SmsProvider | None) -
         except (OSError, smtplib.SMTPException) as exc:  # the server itself: all wait
             results = [exc] * len(mails)
         for r, err in zip(mails, results, strict=True):
-            await _mark(conn, r["id"], err)
+            await _mark(conn, r["id"], err, err is not None and _is_refusal(err))
             tally("email", r["id"], err)
     elif mails:
         counts["waiting"] += len(mails)
@@ -182,7 +195,7 @@ async def _send(conn, rows, email: SmtpSender | None, sms: SmsProvider | None) -
             await sms.send(r["recipient"], r["body"])
         except Exception as exc:  # any provider failure is retried, never lost
             err = exc
-        await _mark(conn, r["id"], err)
+        await _mark(conn, r["id"], err, err is not None and _is_refusal(err))
         tally("sms", r["id"], err)
     return counts
 

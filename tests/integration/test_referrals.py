@@ -398,3 +398,53 @@ async def test_affiliate_purchases_attributed_within_the_window(pg) -> None:
     forged = link_a.rsplit(".", 1)[0].replace("blog-a", "blog-b") + "." + link_a.rsplit(".", 1)[1]
     with pytest.raises(ReferralError, match="not a genuine affiliate link"):
         await affiliates.record_click(pg, secret, forged, "visitor-2", t0)
+
+
+# --- outbox ---------------------------------------------------------------------------------
+
+
+class Refusing:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        return "550 5.1.1 no such user"
+
+
+async def test_outbox_waits_for_an_smtp_server_that_is_down_and_loses_nothing(pg) -> None:
+    await customers(pg, "alice")
+    await refer_a_friend.refer(pg, "alice", "bob@mail.test", DAY0, link_base=LINK, daily_cap=5)
+    await invite_codes.invite(pg, "alice", "sms", "+17275550100", DAY0, daily_cap=5)
+    port = free_port()
+    sender = outbox.SmtpSender("127.0.0.1", port, "referrals@sipcc.test")
+    sms = outbox.HttpSmsProvider(f"http://127.0.0.1:{free_port()}/send", timeout=2)
+    for _ in range(outbox.MAX_ATTEMPTS + 1):  # more passes than attempts: still waiting
+        counts = await outbox.deliver_pending(pg, sender, sms)
+        assert counts == {"sent": 0, "failed": 2, "waiting": 0}
+    rows = await pg.fetch("SELECT status, attempts, last_error FROM referral_outbox ORDER BY id")
+    assert [(r["status"], r["attempts"]) for r in rows] == [("pending", 0), ("pending", 0)]
+    assert "Connection refused" in rows[0]["last_error"]
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        assert (await outbox.deliver_pending(pg, sender, None))["sent"] == 1
+    finally:
+        controller.stop()
+    assert inbox.messages[0]["To"] == "bob@mail.test"
+    assert [r["status"] for r in await pg.fetch(
+        "SELECT status FROM referral_outbox ORDER BY id")] == ["sent", "pending"]  # fmt: skip
+
+
+async def test_outbox_gives_up_on_a_refused_address_after_five_attempts(pg) -> None:
+    await customers(pg, "alice")
+    await refer_a_friend.refer(pg, "alice", "ghost@mail.test", DAY0, link_base=LINK, daily_cap=5)
+    controller = Controller(Refusing(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        sender = outbox.SmtpSender("127.0.0.1", controller.port, "referrals@sipcc.test")
+        for _ in range(outbox.MAX_ATTEMPTS):
+            await outbox.deliver_pending(pg, sender, None)
+    finally:
+        controller.stop()
+    row = await pg.fetchrow("SELECT status, attempts, last_error FROM referral_outbox")
+    assert (row["status"], row["attempts"]) == ("failed", 5)
+    assert "no such user" in row["last_error"]
