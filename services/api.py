@@ -12,6 +12,7 @@ from e911_router.routes import router as e911_router
 from rater.routes import router as rater_router
 from services import metrics
 from services.billing.routes import router as billing_router
+from services.cdr_routes import router as cdr_router
 from services.referrals.routes import router as referrals_router
 
 
@@ -48,6 +49,7 @@ def create_app(node) -> FastAPI:
     app = FastAPI(title="sipcc", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.node = node
     app.include_router(rater_router)
+    app.include_router(cdr_router)
     app.include_router(e911_router)
     app.include_router(billing_router)
     app.include_router(referrals_router)

@@ -20,6 +20,8 @@ refdata_app = typer.Typer(no_args_is_help=True, help="Reference data: NPA-NXX-X,
 app.add_typer(db_app, name="db")
 app.add_typer(provision_app, name="provision")
 app.add_typer(refdata_app, name="refdata")
+cdr_app = typer.Typer(no_args_is_help=True, help="CDR storage: monthly partitions, export.")
+app.add_typer(cdr_app, name="cdr")
 billing_app = typer.Typer(no_args_is_help=True, help="Monthly invoices (B1-B10).")
 app.add_typer(billing_app, name="billing")
 app.add_typer(referrals_cli.app, name="referrals")
@@ -245,6 +247,76 @@ def billing_run(
         typer.echo(f"{i.invoice.number}: {i.invoice.total} USD ({state})")
     if not issued:
         typer.echo(f"{month}: no customer to invoice")
+
+
+@cdr_app.command("detach")
+def cdr_detach(
+    before: str = typer.Option(..., "--before", help="YYYY-MM: detach every month before it"),
+) -> None:
+    """Detach old months from `cdrs` for archive (tables renamed archive_cdrs_YYYY_MM)."""
+    import asyncpg
+
+    from services import cdr_partitions
+
+    s = _settings()
+    dsn = s.database_url or LOOPBACK_DATABASE_URL
+    try:
+        month = cdr_partitions.parse_month(before)
+    except cdr_partitions.PartitionError as exc:
+        _fail(f"--before: {exc}")
+
+    async def go() -> list[str]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await cdr_partitions.detach_before(conn, month)
+        finally:
+            await conn.close()
+
+    try:
+        done = asyncio.run(go())
+    except (OSError, asyncpg.PostgresError) as exc:
+        _fail(f"nothing more detached: {exc}")
+    for name in done:
+        typer.echo(f"detached: {name}  (archive: pg_dump -t {name}; then DROP TABLE {name})")
+    if not done:
+        typer.echo(f"no partition before {before}")
+
+
+@cdr_app.command("export")
+def cdr_export(
+    month: str = typer.Option(..., "--month", help="YYYY-MM"),
+    customer: str | None = typer.Option(None, "--customer", help="one customer's calls only"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="file (default: stdout)"),
+) -> None:
+    """A month of CDRs as CSV, streamed from Postgres (the same as GET /v1/cdrs/export)."""
+    import asyncpg
+
+    from services import cdr_partitions
+    from services.cdr_routes import export_rows
+
+    s = _settings()
+    dsn = s.database_url or LOOPBACK_DATABASE_URL
+    try:
+        first = cdr_partitions.parse_month(month)
+    except cdr_partitions.PartitionError as exc:
+        _fail(f"--month: {exc}")
+
+    async def go(sink) -> None:
+        pool = await db.create_pool(dsn, max_size=1)
+        try:
+            async for chunk in export_rows(pool, first, customer):
+                sink.write(chunk)
+        finally:
+            await pool.close()
+
+    try:
+        if out is None:
+            asyncio.run(go(sys.stdout))
+        else:
+            with open(out, "w", encoding="utf-8", newline="") as fh:
+                asyncio.run(go(fh))
+    except (OSError, asyncpg.PostgresError) as exc:
+        _fail(f"export failed: {exc}")
 
 
 def main() -> None:  # pragma: no cover - console entry
