@@ -103,11 +103,15 @@ async def record_purchase(
         if click is None:
             return None
         commission = round_internal(amount * click["commission_rate"])
-        await conn.execute(
+        inserted = await conn.fetchval(
             "INSERT INTO affiliate_commissions (affiliate_id, click_id, order_ref, customer_id, "
-            "purchase_amount, commission, purchased_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "purchase_amount, commission, purchased_at) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+            "ON CONFLICT (order_ref) DO NOTHING RETURNING id",
             click["affiliate_id"], click["id"], order_ref, customer_id, amount, commission, now,
         )  # fmt: skip
+    if inserted is None:  # the same order recorded at the same moment elsewhere: that one stands
+        return await record_purchase(conn, visitor_id, order_ref, amount, now,
+                                     window_days=window_days, customer_id=customer_id)  # fmt: skip
     metrics.referral_events_total.labels(programme="affiliate", event="purchase").inc()
     return {"affiliate_id": click["affiliate_id"], "commission": commission, "order_ref": order_ref}
 

@@ -355,6 +355,18 @@ async def test_code_registered_after_its_window_is_refused(pg) -> None:
         await invite_codes.register(pg, "owner", code, date(2026, 2, 15), limiter=_limiter())
 
 
+@pytest.mark.rule("F5")
+async def test_invite_code_self_referral_by_same_address(pg) -> None:
+    await customers(pg, "owner", "twin")
+    code = await invite_codes.code_for(pg, "owner")
+    await save_profile(pg, "owner", Profile(activated_on=date(2025, 1, 1),
+                                            address="1 Bay St, Tampa FL 33601"))  # fmt: skip
+    await save_profile(pg, "twin", Profile(activated_on=DAY0, address="1 BAY ST TAMPA FL 33601"))
+    with pytest.raises(ReferralError, match=r"self-referral: .* same address as owner"):
+        await invite_codes.register(pg, "twin", code, DAY0, limiter=_limiter())
+    assert await pg.fetchval("SELECT count(*) FROM invite_owner_discounts") == 0
+
+
 @pytest.mark.rule("F3")
 async def test_invite_code_and_refer_a_friend_do_not_combine(pg, smtp) -> None:
     await customers(pg, "alice", "bob", "owner")
@@ -371,6 +383,7 @@ async def test_invite_code_and_refer_a_friend_do_not_combine(pg, smtp) -> None:
 async def test_affiliate_purchases_attributed_within_the_window(pg) -> None:
     from datetime import UTC, datetime
 
+    await pg.execute("TRUNCATE affiliates CASCADE")  # not under customers: not emptied by `pg`
     secret = "s3cret"
     t0 = datetime(2026, 1, 10, 12, tzinfo=UTC)
     await affiliates.upsert_affiliate(pg, "blog-a", "Blog A", D("0.10"))

@@ -147,8 +147,9 @@ async def test_invite_code_over_http_with_sms_and_guessing_limit(api) -> None:
 
 
 @pytest.mark.rule("F4")
-async def test_affiliate_link_click_purchase_over_http(api) -> None:
+async def test_affiliate_link_click_purchase_over_http(api, pg) -> None:
     client, clock, _ = api
+    await pg.execute("TRUNCATE affiliates CASCADE")  # not under customers: not emptied by `pg`
     r = await client.put("/v1/affiliates/blog", json={"id": "blog", "name": "Blog",
                                                       "commission_rate": "0.1"})  # fmt: skip
     assert r.status_code == 200, r.text
