@@ -3,7 +3,7 @@ maturity, invite-code tiers, and the invoice lines computed from them."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,12 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.referrals.adjustments import PostedCredit, ReferralFacts, adjustments_for
+from services.referrals.affiliates import sign_link, verify_link
 from services.referrals.credit_chart import (
     CREDIT_CHART,
     chart_disagreements,
     matures_on,
     referrer_credit,
 )
+from services.referrals.errors import ReferralError
+from services.referrals.guards import identity_key
+from services.referrals.invite_codes import ALPHABET, normalize_code
 from services.referrals.tiers import (
     Grant,
     client_discount,
@@ -201,3 +205,35 @@ def test_discounts_never_exceed_the_basic_fee(fee: Decimal, pct: int, start: int
 def test_period_must_not_end_before_it_starts() -> None:
     with pytest.raises(ValueError, match="before it starts"):
         adjustments_for(ReferralFacts(), date(2026, 3, 2), date(2026, 3, 1), D(1))
+
+
+# --- guards and links (parsers of what users type) ----------------------------------------
+
+
+
+@given(st.lists(st.from_regex(r"[A-Za-z0-9]{1,8}", fullmatch=True), min_size=1, max_size=6),
+       st.sampled_from([" ", ", ", ". ", " - ", "  #"]))  # fmt: skip
+def test_identity_key_ignores_case_spacing_and_punctuation(words: list[str], sep: str) -> None:
+    plain = " ".join(words).lower()
+    noisy = "  " + sep.join(words).upper() + ". "
+    assert identity_key(noisy) == identity_key(plain)
+    assert identity_key(plain + " x") != identity_key(plain)
+
+
+@given(st.text(alphabet=ALPHABET, min_size=10, max_size=10))
+def test_codes_survive_how_people_type_them(code: str) -> None:
+    typed = f" {code[:5].lower()}-{code[5:]} "
+    assert normalize_code(typed) == code
+
+
+@given(affiliate=st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,20}", fullmatch=True),
+       flip=st.integers(0, 200))  # fmt: skip
+def test_affiliate_links_verify_and_any_change_is_refused(affiliate: str, flip: int) -> None:
+    link = sign_link("k", affiliate, datetime(2026, 1, 1, tzinfo=UTC))
+    assert verify_link("k", link) == affiliate
+    i = flip % len(link)
+    tampered = link[:i] + ("A" if link[i] != "A" else "B") + link[i + 1:]
+    with pytest.raises(ReferralError, match="not a genuine affiliate link"):
+        verify_link("k", tampered)
+    with pytest.raises(ReferralError):
+        verify_link("other key", link)
