@@ -93,11 +93,13 @@ class Router:
         slots: SlotStore,
         auth: DigestAuthenticator | None = None,
         credit: CreditGuard | None = None,
+        e911_notifier=None,  # e911_router.notify.Notifier: on-site notification per 911 call
     ) -> None:
         self._inventory = inventory
         self.slots = slots
         self.auth = auth
         self.credit = credit
+        self.e911_notifier = e911_notifier
 
     def _authenticate(self, inv: Inventory, req: Request) -> TrunkGroup | Outcome:
         """Rule A8 by digest (RFC 8760): the trunk whose credentials the INVITE proves, or
@@ -163,7 +165,7 @@ class Router:
         if decision.action == "emergency":
             # Rule E7: no slot, no credit, no suspension check; the E911 router picks the
             # route by the caller's registered address.
-            self._emergency(inv, req, tg, out)
+            self._emergency(inv, req, tg, out, call_id)
             metrics.decision_seconds.observe(time.perf_counter() - t0)
             return out
         if carrier is None:
@@ -181,12 +183,15 @@ class Router:
         metrics.decision_seconds.observe(time.perf_counter() - t0)
         return out
 
-    def _emergency(self, inv: Inventory, req: Request, tg: TrunkGroup, out: Outcome) -> None:
+    def _emergency(self, inv: Inventory, req: Request, tg: TrunkGroup, out: Outcome,
+                   call_id: str) -> None:  # fmt: skip
         tn = from_tn(req)
         r = e911_route_call(inv, tn, tg)
         out.e911, out.emergency_level = r, r.level
         log.warning("e911_call", tn=tn, customer=tg.customer_id, level=r.level, rule=r.rule,
                     reason=r.reason, route=[t.label for t in r.targets])  # fmt: skip
+        if self.e911_notifier is not None:
+            self.e911_notifier.record(call_id, r)
         if not r.targets:
             out.status, out.rule, out.reason = 503, "E7", "no 911 route provisioned"
             return

@@ -18,6 +18,7 @@ import asyncpg
 import redis.asyncio as aioredis
 import uvicorn
 
+from e911_router.notify import Notifier
 from gateway.dialogs import DialogStore, NoDialogStore
 from gateway.edge import Edge
 from gateway.overload import Overload, OverloadPolicy
@@ -101,6 +102,10 @@ class Node:
             else CreditGuard.local(lambda: self.inventory)
         )
         self._tasks.append(asyncio.create_task(self._reconcile_credit_loop()))
+        # On-site 911 notifications (Kari's Law): recorded by the edge, delivered from here.
+        self.e911_notifier = Notifier(self.pool, lambda: self.inventory.e911.webhooks)
+        if s.worker_index == 0:
+            self._tasks.append(asyncio.create_task(self.e911_notifier.run()))
         if "gateway" in self.roles:
             slots: SlotStore
             if self.redis is not None:
@@ -125,7 +130,8 @@ class Node:
                 else NoDialogStore()
             )
             self.edge = Edge(
-                Router(lambda: self.inventory, slots, self._authenticator(), self.credit),
+                Router(lambda: self.inventory, slots, self._authenticator(), self.credit,
+                       e911_notifier=self.e911_notifier),
                 Local(host, port, s.tls_port if tls_server else None,
                       aliases=(shared,) if shared else ()),
                 self._cdr_sink(),

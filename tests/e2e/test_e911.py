@@ -19,6 +19,7 @@ from rater.admission import RedisSlots
 from tests.e2e.conftest import example
 from tests.support.node import free_port
 from tests.support.sipp import Uas, run_uac, write_injection
+from tests.support.webhook import Hook
 
 CA = "{urn:ietf:params:xml:ns:pidf:geopriv10:civicAddr}"
 HOSTS = {"e911": "127.0.0.4", "basic": "127.0.0.5", "national": "127.0.0.6"}
@@ -112,7 +113,10 @@ def pidf_of(invite: str) -> ET.Element:
 @pytest.mark.rule("E6")
 async def test_911_routes_by_registered_address(pg, start_node, peers, ports, tmp_path) -> None:
     e911, basic, national = peers("e911"), peers("basic"), peers("national")
-    node = await start_node(e911_doc(ports))
+    hook = Hook(failures=1)  # on-site notification: the first delivery fails, then retried
+    doc = e911_doc(ports)
+    doc["customers"][0]["e911_webhook"] = hook.url
+    node = await start_node(doc)
 
     # E911 PSAP: callback number in PAI, location by value (RFC 6442) matching the address.
     r = call_911(node, tmp_path, "+17275550100", "e911")
@@ -158,6 +162,15 @@ async def test_911_routes_by_registered_address(pg, start_node, peers, ports, tm
         "+17275550109": ("national", "national", "answered"),
     }
     assert all(r["amount"] == Decimal("0") and r["jurisdiction"] == "emergency" for r in rows)
+    for _ in range(100):  # retried after a 1 s backoff
+        if len(hook.received) == 4:
+            break
+        await asyncio.sleep(0.1)
+    hook.close()
+    assert sorted((n["tn"] or "", n["level"]) for n in hook.received) == [
+        ("+17275550100", "e911"), ("+17275550106", "basic"), ("+17275550108", "national"),
+        ("+17275550109", "national")]  # fmt: skip
+    assert all(n["at"] and n["customer_id"] == "acme" for n in hook.received)
     m = node.metrics()
     assert 'sipcc_e911_calls_total{level="e911",route="psap"} 1.0' in m
     assert 'sipcc_e911_calls_total{level="national",route="national"} 2.0' in m
