@@ -20,6 +20,8 @@ refdata_app = typer.Typer(no_args_is_help=True, help="Reference data: NPA-NXX-X,
 app.add_typer(db_app, name="db")
 app.add_typer(provision_app, name="provision")
 app.add_typer(refdata_app, name="refdata")
+psaps_app = typer.Typer(no_args_is_help=True, help="911 PSAPs and the areas they serve.")
+app.add_typer(psaps_app, name="psaps")
 cdr_app = typer.Typer(no_args_is_help=True, help="CDR storage: monthly partitions, export.")
 app.add_typer(cdr_app, name="cdr")
 billing_app = typer.Typer(no_args_is_help=True, help="Monthly invoices (B1-B10).")
@@ -317,6 +319,37 @@ def cdr_export(
                 asyncio.run(go(fh))
     except (OSError, asyncpg.PostgresError) as exc:
         _fail(f"export failed: {exc}")
+
+
+@psaps_app.command("import")
+def psaps_import(
+    file: Path = typer.Argument(..., help="FCC PSAP registry shaped CSV (e911_router/psap_csv.py)"),
+) -> None:
+    """Upsert PSAPs and their county/ZIP areas; a bad row refuses the whole file."""
+    import asyncpg
+
+    from e911_router import psap_csv
+
+    s = _settings()
+    dsn = s.database_url or LOOPBACK_DATABASE_URL
+    try:
+        rows = psap_csv.parse_file(file)
+    except psap_csv.PsapCsvError as exc:
+        _fail(str(exc))
+
+    async def go() -> dict[str, int]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await psap_csv.import_rows(conn, rows)
+        finally:
+            await conn.close()
+
+    try:
+        changed = asyncio.run(go())
+    except (OSError, asyncpg.PostgresError) as exc:
+        _fail(f"{file}: not imported: {exc}")
+    typer.echo(f"{file}: {len(rows)} PSAPs read, {changed['psaps']} PSAPs and "
+               f"{changed['psap_areas']} areas changed")  # fmt: skip
 
 
 def main() -> None:  # pragma: no cover - console entry
