@@ -6,7 +6,7 @@ F1–F6): an adjustment provider is an async callable
 where `basic_fee` is the month's MRC and `chargeable` the invoice's current charges before
 adjustments (both exact). `PROVIDERS` lists them; the invoice takes every line they give.
 
-The one provider here reads the table `billing_adjustments`: a programme that prefers to
+The first provider reads the table `billing_adjustments`: a programme that prefers to
 write rows (customer, period, kind, description, amount, rule) needs no code in billing.
 Rows an invoice took are stamped with it, so no later invoice takes them again.
 """
@@ -33,7 +33,16 @@ async def table_adjustments(conn: asyncpg.Connection, customer_id: str, period: 
     return [Adjustment(r["kind"], r["description"], r["amount"], r["rule"], r["id"]) for r in rows]
 
 
-PROVIDERS: list[Provider] = [table_adjustments]
+async def referral_adjustments(conn: asyncpg.Connection, customer_id: str, period: Period, *,
+                               basic_fee: Decimal, chargeable: Decimal) -> list[Adjustment]:  # fmt: skip
+    """Referral credits and discounts (F1–F6), computed by their programme."""
+    from services.referrals.adjustments import billing_provider  # it imports billing's model
+
+    return await billing_provider(conn, customer_id, period, basic_fee=basic_fee,
+                                  chargeable=chargeable)  # fmt: skip
+
+
+PROVIDERS: list[Provider] = [table_adjustments, referral_adjustments]
 
 
 async def collect(conn, customer_id: str, period: Period, *, basic_fee: Decimal,

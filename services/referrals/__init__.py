@@ -4,9 +4,7 @@ Every rule takes the day it is judged on (`today`) or the moment (`now`) as an a
 only the HTTP routes, the CLI and the background worker read a clock (clock.py), so tests
 walk the programmes through time. docs/REFERRALS.md tells the decisions taken where the
 sources are vague.
+
+Credits and discounts reach every invoice through billing's adjustment providers
+(services/billing/adjustments.py: `referral_adjustments`).
 """
-
-from services.referrals.billing_hook import install as _install_billing_hook
-
-# Credits and discounts are invoice lines wherever invoices are made (billing_hook.py).
-_install_billing_hook()
