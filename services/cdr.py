@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from operator import attrgetter
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -59,15 +60,11 @@ class CdrEvent:
     emergency_route: str | None = None  # 911: the targets tried, e.g. "psap:fl-pinellas>national"
 
     def to_json(self) -> str:
-        out = {}
-        for k in COLUMNS:  # not asdict(): its deep copy costs more than the rest of the call
-            v = getattr(self, k)
-            if isinstance(v, datetime):
-                v = v.isoformat()
-            elif isinstance(v, Decimal):
-                v = str(v)
-            out[k] = v
-        return json.dumps(out, separators=(",", ":"))
+        # Not asdict() (a deep copy) nor getattr per field: one C call reads every field.
+        return _ENCODE({
+            k: v.isoformat() if type(v) is datetime else str(v) if type(v) is Decimal else v
+            for k, v in zip(COLUMNS, _FIELDS(self), strict=True)
+        })  # fmt: skip
 
     @classmethod
     def from_json(cls, text: str | bytes) -> CdrEvent:
@@ -82,36 +79,85 @@ class CdrEvent:
 
 
 COLUMNS = tuple(f.name for f in fields(CdrEvent))
+_FIELDS = attrgetter(*COLUMNS)
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class CdrPublisher:
-    """Puts each event on the stream; while Redis cannot take it, into the spool
-    (services/cdr_spool.py), and later events behind it, so the order holds. `replay()`
-    sends the spool back when Redis answers again; `run_replayer()` keeps trying."""
+    """Puts events on the stream; while Redis cannot take them, into the spool
+    (services/cdr_spool.py), and later events behind them, so the order holds. `replay()`
+    sends the spool back when Redis answers again; `run_replayer()` keeps trying.
 
-    def __init__(self, client: aioredis.Redis, stream: str, spool: CdrSpool | None = None) -> None:
+    The events of one loop turn go out as one stream entry (JSON lines joined by newlines,
+    which JSON text never holds unescaped): per event, an XADD of its own cost more CPU in
+    redis-py and in Redis than the event itself (docs/BENCHMARKS.md). An entry is stored
+    or refused whole, so batching changes nothing about exactly-once.
+    """
+
+    def __init__(
+        self, client: aioredis.Redis, stream: str, spool: CdrSpool | None = None,
+        max_per_entry: int = 500,
+    ) -> None:  # fmt: skip
         self._r = RedisBatcher(client)
         self._client = client
         self.stream = stream
         self.spool = spool
+        self.max_per_entry = max_per_entry
+        self._queue: list[tuple[str, asyncio.Future]] = []
+        self._flushing = False
         if spool is not None and spool.adopt_orphans():
             metrics.cdr_spool_events.set(spool.waiting)
 
     async def publish(self, event: CdrEvent) -> None:
         line = event.to_json()
-        if self.spool is not None and self.spool.active:
+        if self.spool is not None and self.spool.active and not self._queue:
             await self._to_spool(line)
             return
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.append((line, fut))
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        await fut
+
+    async def _flush(self) -> None:
         try:
-            await self._r.execute("XADD", self.stream, "*", "e", line)
-        except (RedisError, OSError) as exc:
-            if self.spool is None:
-                raise
-            if not self.spool.active:
-                log.warning("cdr_spooling", stream=self.stream, error=repr(exc))
-            await self._to_spool(line)
-            return
-        metrics.cdr_events_published_total.inc()
+            await asyncio.sleep(0)  # every event ended in this loop turn joins the entry
+            while self._queue:
+                batch = self._queue[: self.max_per_entry]
+                del self._queue[: self.max_per_entry]
+                await self._send(batch)
+        finally:
+            self._flushing = False
+
+    async def _send(self, batch: list[tuple[str, asyncio.Future]]) -> None:
+        lines = [line for line, _ in batch]
+        error: BaseException | None = None
+        if self.spool is not None and self.spool.active:
+            spooled = True  # earlier events wait in the spool: these go behind them
+        else:
+            spooled = False
+            try:
+                await self._r.execute("XADD", self.stream, "*", "e", "\n".join(lines))
+                metrics.cdr_events_published_total.inc(len(lines))
+            except (RedisError, OSError) as exc:
+                if self.spool is None:
+                    error = exc
+                else:
+                    log.warning("cdr_spooling", stream=self.stream, error=repr(exc))
+                    spooled = True
+        if spooled:
+            try:
+                await asyncio.gather(*(self._to_spool(line) for line in lines))
+            except OSError as exc:  # the disk failed too: the caller logs the event whole
+                error = exc
+        for _, fut in batch:
+            if fut.done():
+                continue
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(None)
 
     async def _to_spool(self, line: str) -> None:
         assert self.spool is not None
@@ -132,8 +178,9 @@ class CdrPublisher:
                     lines, offset = read_lines(f, chunk)
                     if lines:
                         async with self._client.pipeline(transaction=False) as p:
-                            for line in lines:
-                                p.xadd(self.stream, {"e": line})
+                            for i in range(0, len(lines), self.max_per_entry):
+                                part = lines[i : i + self.max_per_entry]
+                                p.xadd(self.stream, {"e": "\n".join(part)})
                             await p.execute()
                     f.offset = offset
                     f.events -= len(lines)
@@ -162,6 +209,15 @@ class CdrPublisher:
             await asyncio.sleep(every)
 
 
+_STORED = ", ".join(COLUMNS)
+# ON CONFLICT DO NOTHING also skips a key repeated inside the batch (a replay that
+# overlaps), so no DISTINCT (a sort) is needed.
+_INSERT_FROM_JSON = (
+    f"INSERT INTO cdrs ({_STORED}) SELECT {', '.join('r.' + c for c in COLUMNS)} "
+    "FROM cdr_stage_json s, json_populate_record(NULL::cdrs, s.j) r ON CONFLICT DO NOTHING"
+)
+
+
 def _month(d: datetime) -> date:
     return date(d.year, d.month, 1)
 
@@ -178,6 +234,7 @@ class CdrWriter:
         batch_max: int = 10_000,
         consumer: str | None = None,
         claim_idle_ms: int = 30_000,
+        linger: float = 0.05,
     ) -> None:
         self._pool = pool
         self._r = client
@@ -185,6 +242,7 @@ class CdrWriter:
         self.batch_max = batch_max
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.claim_idle_ms = claim_idle_ms
+        self.linger = linger
         self._months: set[date] = set()
         self._ahead_done: date | None = None
         self._stopping = asyncio.Event()
@@ -220,6 +278,11 @@ class CdrWriter:
                 for _stream, entries in resp or []:
                     if entries:
                         await self.write(entries)
+                        if len(entries) < self.batch_max and self.linger:
+                            # Keeping up: let the next batch gather for a moment. Each
+                            # batch costs the same round trips whatever its size, and a
+                            # trickle of tiny batches spends the CPU the edges need.
+                            await asyncio.sleep(self.linger)
             except asyncio.CancelledError:
                 raise
             except ResponseError as exc:
@@ -292,34 +355,78 @@ class CdrWriter:
             await self.write(entries)
 
     async def write(self, entries: list[tuple[bytes, dict]]) -> int:
-        """Store a batch; returns rows inserted. Acknowledges only after the commit."""
+        """Store a batch; returns rows inserted. Acknowledges only after the commit.
+
+        The events go to Postgres as the JSON they are (COPY into a one-column staging
+        table, then json_populate_record): Postgres parses them in C, in its own process,
+        where parsing them here cost more CPU than everything else the writer does
+        (docs/BENCHMARKS.md). A batch Postgres refuses (a malformed event) is stored again
+        one event at a time, so the bad one is logged and skipped, never blocking the rest.
+        """
         t0 = time.perf_counter()
-        events: list[CdrEvent] = []
-        bad: list[bytes] = []
-        for n, (entry_id, data) in enumerate(entries):
-            if n and n % 500 == 0:
-                await asyncio.sleep(0)  # a big batch must not hold up SIP on the same loop
+        payloads: list[str] = []
+        for entry_id, data in entries:
             payload = data.get(b"e") or data.get("e")
-            try:
-                events.append(CdrEvent.from_json(payload))
-            except (TypeError, ValueError, KeyError) as exc:
-                # A malformed event can never be stored; keep it visible, don't block the stream.
-                log.error("cdr_event_malformed", entry=entry_id, error=str(exc), payload=payload)
-                bad.append(entry_id)
+            if isinstance(payload, bytes):
+                payload = payload.decode("utf-8", "replace")
+            if not payload:
+                log.error("cdr_event_malformed", entry=entry_id, error="no 'e' field", data=data)
+                continue
+            payloads.extend(payload.split("\n"))  # one entry may carry several events
         inserted = 0
-        if events:
-            inserted = await self._store(events)
+        if payloads:
+            try:
+                inserted = await self._store_json(payloads)
+            except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                log.warning("cdr_batch_refused", error=str(exc), events=len(payloads))
+                inserted = await self._store_each(payloads)
         ids = [e for e, _ in entries]
         async with self._r.pipeline(transaction=False) as p:
             p.xack(self.stream, GROUP, *ids)
-            p.xdel(self.stream, *[i for i in ids if i not in bad])
+            p.xdel(self.stream, *ids)
             await p.execute()
         metrics.cdr_rows_written_total.inc(inserted)
-        metrics.cdr_duplicates_total.inc(len(events) - inserted)
+        metrics.cdr_duplicates_total.inc(len(payloads) - inserted)
         metrics.cdr_batch_seconds.observe(time.perf_counter() - t0)
-        if events:
-            oldest = min(e.ended_at for e in events)
-            metrics.cdr_lag_seconds.set((datetime.now(UTC) - oldest).total_seconds())
+        # Stream ids are the time Redis took the event (ms): the oldest one's wait.
+        oldest_ms = min(int(i.split(b"-")[0] if isinstance(i, bytes) else i.split("-")[0]) for i in ids)
+        metrics.cdr_lag_seconds.set(max(0.0, time.time() - oldest_ms / 1000))
+        return inserted
+
+    async def _store_json(self, payloads: list[str]) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS cdr_stage_json (j json) ON COMMIT DELETE ROWS"
+            )
+            await conn.copy_records_to_table(
+                "cdr_stage_json", records=[(p,) for p in payloads], columns=("j",)
+            )
+            try:
+                async with conn.transaction():  # a savepoint: a missing month is retried
+                    status = await conn.execute(_INSERT_FROM_JSON)
+            except asyncpg.CheckViolationError as exc:
+                if "no partition" not in str(exc):
+                    raise
+                # A month nobody made ahead (a call dated far off): make it, once.
+                await conn.execute(
+                    "SELECT cdrs_ensure_partition(m) FROM (SELECT DISTINCT "
+                    "date_trunc('month', (j->>'started_at')::timestamptz)::date AS m "
+                    "FROM cdr_stage_json) x"
+                )
+                status = await conn.execute(_INSERT_FROM_JSON)
+            return int(status.rsplit(" ", 1)[-1])
+
+    async def _store_each(self, payloads: list[str]) -> int:
+        """The slow path for a refused batch: each event alone; the bad ones logged."""
+        inserted = 0
+        for payload in payloads:
+            try:
+                event = CdrEvent.from_json(payload)
+                inserted += await self._store([event])
+            except (TypeError, ValueError, KeyError, asyncpg.DataError,
+                    asyncpg.IntegrityConstraintViolationError) as exc:  # fmt: skip
+                # It can never be stored; the log keeps it whole for a person to mend.
+                log.error("cdr_event_malformed", error=str(exc), payload=payload)
         return inserted
 
     async def _store(self, events: list[CdrEvent]) -> int:
