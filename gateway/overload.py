@@ -8,10 +8,14 @@ datagram — a twentieth of a call — so refusing the excess early keeps the ca
 admitted whole, and tells the PBX to try its other trunk (RFC 3261 §21.5.4; the same
 idea as RFC 7339's overload control, without needing the peer to support it).
 
-Three signals, each configurable and each counted by cause:
-- ``cps``: a token bucket of new calls per second — the operator's known capacity
-  (Kamailio's ratelimit/pike equivalent);
-- ``lag``: the event loop answers late (smoothed loop lag over a limit), whatever the cause;
+Four signals, each configurable and each counted by cause:
+- ``cpu``: the process's own CPU share, smoothed, over a target — a feedback loop that
+  sheds the fraction of new calls needed to bring it back (Kamailio ratelimit's
+  FEEDBACK pipe). Measured first: at the edge's limit the loop lag stays small while the
+  UDP socket overflows, so lag alone comes too late; the CPU share is what saturates;
+- ``cps``: a token bucket of new calls per second — the operator's known capacity;
+- ``lag``: the event loop answers late (smoothed loop lag over a limit), whatever the cause
+  (a CPU-starved process never reaches its CPU target, but it is late);
 - ``pending``: too many calls waiting for their routing decision (Redis or the rater slow).
 
 911 is never shed (rule E7): the caller of `admit` passes emergency calls straight through.
@@ -29,17 +33,22 @@ class OverloadPolicy:
     burst: float = 0.0  # bucket size; 0: one second's worth
     max_lag_seconds: float = 0.0  # 0: ignore loop lag
     max_pending: int = 0  # 0: no limit on calls awaiting routing
+    cpu_target: float = 0.0  # share of one core; 0: no CPU feedback
     retry_after_seconds: int = 5
 
     @property
     def enabled(self) -> bool:
-        return bool(self.max_cps or self.max_lag_seconds or self.max_pending)
+        return bool(self.max_cps or self.max_lag_seconds or self.max_pending or self.cpu_target)
 
 
 class Overload:
     # Weight of the newest lag sample: a single late tick (a GC, a burst) should not shed
     # calls, a loop that stays late for a few ticks should.
     LAG_SMOOTHING = 0.3
+    CPU_SMOOTHING = 0.5
+    # How fast the shed fraction follows the CPU error, per sample (every 0.1 s): 0.5 cuts
+    # the overshoot of a step to 1000 calls/s within a second, without oscillating.
+    CPU_GAIN = 0.5
 
     def __init__(self, policy: OverloadPolicy, now: float) -> None:
         self.policy = policy
@@ -48,9 +57,21 @@ class Overload:
         self._stamp = now
         self.lag = 0.0
         self.pending = 0
+        self.cpu = 0.0
+        self.shed_fraction = 0.0
+        self._owed = 0.0  # calls to shed, accumulated fraction by fraction (no randomness)
 
     def note_lag(self, lag: float) -> None:
         self.lag += self.LAG_SMOOTHING * (lag - self.lag)
+
+    def note_cpu(self, share: float) -> None:
+        """The process's CPU time over wall time since the last sample (1.0: a full core)."""
+        p = self.policy
+        if not p.cpu_target:
+            return
+        self.cpu += self.CPU_SMOOTHING * (share - self.cpu)
+        error = (self.cpu - p.cpu_target) / p.cpu_target
+        self.shed_fraction = min(0.95, max(0.0, self.shed_fraction + self.CPU_GAIN * error))
 
     def admit(self, now: float) -> str | None:
         """None to take the call, else the cause it is refused for."""
@@ -59,6 +80,11 @@ class Overload:
             return "pending"
         if p.max_lag_seconds and self.lag > p.max_lag_seconds:
             return "lag"
+        if self.shed_fraction:
+            self._owed += self.shed_fraction
+            if self._owed >= 1.0:
+                self._owed -= 1.0
+                return "cpu"
         if p.max_cps:
             self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * p.max_cps)
             self._stamp = now

@@ -56,3 +56,27 @@ def test_too_many_calls_awaiting_routing_are_shed() -> None:
     assert ov.admit(0.0) == "pending"
     ov.pending = 2
     assert ov.admit(0.0) is None
+
+
+def test_cpu_feedback_sheds_the_share_that_brings_the_process_back_to_target() -> None:
+    ov = Overload(OverloadPolicy(cpu_target=0.8), 0.0)
+    for _ in range(10):
+        ov.note_cpu(0.5)  # under target: nothing shed
+    assert ov.shed_fraction == 0 and all(ov.admit(0.0) is None for _ in range(100))
+    for _ in range(5):
+        ov.note_cpu(1.0)  # a full core: shed, more each sample it stays there
+    assert 0.2 < ov.shed_fraction <= 0.95
+    causes = [ov.admit(0.0) for _ in range(1000)]
+    assert abs(causes.count("cpu") - 1000 * ov.shed_fraction) <= 1  # exactly that share
+    for _ in range(30):
+        ov.note_cpu(0.4)  # load gone: back to taking every call
+    assert ov.shed_fraction == 0 and ov.admit(0.0) is None
+
+
+def test_cpu_feedback_never_sheds_everything() -> None:
+    # Some calls keep getting through, so the controller sees the effect of what it does.
+    ov = Overload(OverloadPolicy(cpu_target=0.5), 0.0)
+    for _ in range(100):
+        ov.note_cpu(1.0)
+    assert ov.shed_fraction == 0.95
+    assert 4 <= [ov.admit(0.0) for _ in range(100)].count(None) <= 6
