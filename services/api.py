@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from e911_router.routes import router as e911_router
 from rater.routes import router as rater_router
 from services import metrics
+from services.auth import AUTH_RESPONSES, ApiAuth, KeyStore, PgKeys, require_scope
 from services.billing.routes import router as billing_router
 from services.cdr_routes import router as cdr_router
 from services.referrals.routes import router as referrals_router
@@ -45,14 +46,28 @@ class RedMiddleware:
             metrics.http_request_seconds.labels(route=name).observe(time.perf_counter() - t0)
 
 
-def create_app(node) -> FastAPI:
+def _scope(name: str) -> dict:
+    """include_router arguments: every route of the router needs an API key with `name`."""
+    return {"dependencies": [Depends(require_scope(name))], "responses": AUTH_RESPONSES}
+
+
+def create_app(node, keys: KeyStore | None = None) -> FastAPI:
+    """`keys`: where API keys are looked up (default: the node's Postgres)."""
+    from services.config import Settings
+
     app = FastAPI(title="sipcc", version="0.1.0", docs_url="/docs", redoc_url=None)
     app.state.node = node
-    app.include_router(rater_router)
-    app.include_router(cdr_router)
-    app.include_router(e911_router)
-    app.include_router(billing_router)
-    app.include_router(referrals_router)
+    s = getattr(node, "settings", None) or Settings()
+    app.state.api_auth = ApiAuth(
+        keys or PgKeys(lambda: node.pool),
+        cache_seconds=s.api_key_cache_seconds,
+        failures_per_minute=s.api_auth_failures_per_minute,
+    )
+    app.include_router(rater_router, **_scope("rating"))
+    app.include_router(cdr_router, **_scope("billing"))
+    app.include_router(e911_router, **_scope("e911"))
+    app.include_router(billing_router, **_scope("billing"))
+    app.include_router(referrals_router, **_scope("referrals"))
     app.add_middleware(RedMiddleware)
 
     @app.get("/healthz", tags=["ops"])

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 import uvloop
 
-from services import db, logs
+from services import apikey_cli, db, logs
 from services.config import LOOPBACK_DATABASE_URL, Settings
 from services.referrals import cli as referrals_cli
 
@@ -27,6 +27,7 @@ app.add_typer(cdr_app, name="cdr")
 billing_app = typer.Typer(no_args_is_help=True, help="Monthly invoices (B1-B10).")
 app.add_typer(billing_app, name="billing")
 app.add_typer(referrals_cli.app, name="referrals")
+app.add_typer(apikey_cli.app, name="apikey")
 
 
 def _settings() -> Settings:

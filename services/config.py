@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # Trunk-slot leases expire unless refreshed; a crashed edge's slots free themselves.
     slot_ttl_seconds: int = 120
     slot_refresh_seconds: int = 30
+    # Trunk-group saturation for ops (services/saturation.py): how often, how many by name.
+    saturation_sample_seconds: float = Field(default=15, gt=0)
+    saturation_top: int = Field(default=10, ge=0, le=100)
     # Seconds an unanswered INVITE may ring before the edge CANCELs it (Timer C, §16.6).
     ring_timeout_seconds: int = 180
     # Seconds a 911 attempt may stay silent (no provisional) before the edge moves on to the
@@ -93,6 +96,13 @@ class Settings(BaseSettings):
         description="shed the share of new calls that keeps this process's CPU near this share of a core; 0: off",
     )
     overload_retry_after_seconds: int = Field(default=5, ge=0)
+    # HTTP API keys (services/auth.py, docs/SECURITY.md).
+    api_key_cache_seconds: float = Field(
+        default=30, ge=0, description="a verified key is trusted this long (also how long a revoked key may still work)"
+    )
+    api_auth_failures_per_minute: int = Field(
+        default=30, ge=1, description="failed API keys per client address before 429"
+    )
     cdr_stream: str = "cdr-events"
     cdr_batch_max: int = 10_000
     cdr_spool_dir: str | None = Field(

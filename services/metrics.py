@@ -176,3 +176,41 @@ billing_run_seconds = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
     registry=REGISTRY,
 )
+api_auth_refusals_total = Counter(
+    "sipcc_api_auth_refusals_total",
+    "HTTP API requests refused by authentication, by cause (missing, malformed, unknown, "
+    "revoked, wrong, scope, rate_limited, throttled)",
+    ["cause"],
+    registry=REGISTRY,
+)
+
+# Operations (docs/OPERATIONS.md): what the dashboard and the alert rules read besides the above.
+CALL_DURATION_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0)
+call_duration_seconds = Histogram(
+    "sipcc_call_duration_seconds",
+    "Answered calls: answer → end (ACD = _sum / _count)",
+    buckets=CALL_DURATION_BUCKETS,
+    registry=REGISTRY,
+)
+dependency_up = Gauge(
+    "sipcc_dependency_up",
+    "1 when this process's last check of a dependency (postgres, redis) succeeded, else 0",
+    ["dependency"],
+    registry=REGISTRY,
+)
+# Per-trunk-group saturation without one series per trunk group (there may be thousands):
+# trunk groups counted by band, and only the busiest few by name (services/saturation.py).
+trunk_groups_by_utilization = Gauge(
+    "sipcc_trunk_groups_by_utilization",
+    "Trunk groups by the share of their trunks in use, shared across edges (band: idle, "
+    "lt50, lt80, lt100, full)",
+    ["band"],
+    registry=REGISTRY,
+)
+trunk_group_utilization = Gauge(
+    "sipcc_trunk_group_utilization_ratio",
+    "Share of its trunks in use, for the busiest trunk groups only (at most "
+    "SIPCC_SATURATION_TOP of them, the others' series removed)",
+    ["trunk_group"],
+    registry=REGISTRY,
+)

@@ -13,7 +13,8 @@ from tests.e2e.conftest import example
 async def route(node, ani: str | None, expect_level: str | None = None) -> dict:
     """The route; with expect_level, waits for the node's inventory reload to show it."""
     for _ in range(100):
-        r = httpx.post(node.http + "/v1/e911/route", json={"ani": ani, "trunk_id": "acme-main"})
+        r = httpx.post(node.http + "/v1/e911/route", headers=node.api_headers,
+                       json={"ani": ani, "trunk_id": "acme-main"})  # fmt: skip
         assert r.status_code == 200, r.text
         if expect_level is None or r.json()["level"] == expect_level:
             return r.json()
@@ -36,25 +37,28 @@ async def test_route_and_a_move_through_the_api(pg, start_node) -> None:
 
     # A move (E5): national call center until confirmed, then the new address's PSAP.
     url = node.http + "/v1/e911/addresses/+17275550100"
-    moved = httpx.put(url, json={"line": "201 n. franklin street, fl 3, tampa fl 33602"})
+    moved = httpx.put(url, headers=node.api_headers,
+                      json={"line": "201 n. franklin street, fl 3, tampa fl 33602"})  # fmt: skip
     assert moved.status_code == 200, moved.text
     assert moved.json()["move_pending"] is True
     assert (await route(node, "+17275550100", "national"))["rule"] == "E5"
-    assert httpx.post(url + "/confirm").status_code == 200
+    assert httpx.post(url + "/confirm", headers=node.api_headers).status_code == 200
     r = await route(node, "+17275550100", "basic")
     assert r["psap"]["id"] == "fl-hillsborough" and r["address"]["floor"] == "3"
-    history = httpx.get(url).json()["history"][-3:]  # earlier tests' versions come first
+    # earlier tests' versions come first
+    history = httpx.get(url, headers=node.api_headers).json()["history"][-3:]
     assert [h["city"] for h in history] == ["CLEARWATER", "TAMPA", "TAMPA"]
     assert [h["move_pending"] for h in history] == [False, True, False]
 
     # Not dispatchable: a clear error, nothing stored changes.
-    bad = httpx.put(url, json={"line": "PO Box 12, Tampa, FL 33602"})
+    bad = httpx.put(url, headers=node.api_headers, json={"line": "PO Box 12, Tampa, FL 33602"})
     assert bad.status_code == 422 and "PO box" in bad.json()["detail"]
-    assert httpx.get(url).json()["address"]["city"] == "TAMPA"
-    assert httpx.put(node.http + "/v1/e911/addresses/+19995550000",
+    assert httpx.get(url, headers=node.api_headers).json()["address"]["city"] == "TAMPA"
+    assert httpx.put(node.http + "/v1/e911/addresses/+19995550000", headers=node.api_headers,
                      json={"line": "1 Main St, Tampa, FL 33602"}).status_code in (404, 422)  # fmt: skip
-    assert httpx.post(node.http + "/v1/e911/route", json={"trunk_id": "nope"}).status_code == 404
+    assert httpx.post(node.http + "/v1/e911/route", headers=node.api_headers,
+                      json={"trunk_id": "nope"}).status_code == 404  # fmt: skip
 
-    psaps = httpx.get(node.http + "/v1/e911/psaps").json()
+    psaps = httpx.get(node.http + "/v1/e911/psaps", headers=node.api_headers).json()
     assert {(p["id"], p["capability"], tuple(p["serves"]["counties"])) for p in psaps} >= {
         ("fl-pinellas", "e911", ("12103",)), ("fl-hillsborough", "basic", ("12057",))}  # fmt: skip

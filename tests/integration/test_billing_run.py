@@ -158,8 +158,10 @@ async def api(acme, pg_dsn):
 
     pool = await db.create_pool(pg_dsn, max_size=2)
     app = create_app(types.SimpleNamespace(pool=pool))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://billing.test") as client:  # fmt: skip
+    from tests.support import apikeys
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://billing.test",
+                                 headers=await apikeys.headers(pool)) as client:  # fmt: skip
         yield client
     await pool.close()
 

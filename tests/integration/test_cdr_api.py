@@ -20,6 +20,7 @@ from services import cdr_partitions
 from services.api import create_app
 from services.cdr import CdrWriter
 from tests.integration.test_cdr_writer import event
+from tests.support import apikeys
 from tests.support.node import ROOT
 
 NOV = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
@@ -35,7 +36,9 @@ async def pool(pg_dsn, pg):
 @pytest.fixture
 async def api(pool):
     app = create_app(types.SimpleNamespace(pool=pool))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    headers = await apikeys.headers(pool)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
+                                 headers=headers) as c:  # fmt: skip
         yield c
 
 

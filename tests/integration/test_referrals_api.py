@@ -20,6 +20,7 @@ from aiosmtpd.controller import Controller
 from services.api import create_app
 from services.config import Settings
 from services.referrals.clock import FixedClock
+from tests.support import apikeys
 from tests.support.node import free_port
 
 DAY0 = date(2026, 1, 10)
@@ -81,8 +82,8 @@ async def api(pg, pg_dsn, redis_client, redis_prefix):
     for cid in ("alice", "bob", "owner", "client"):
         await pg.execute("INSERT INTO customers (id, name, rate_plan_id) VALUES ($1, $1, 'plan')",
                          cid)  # fmt: skip
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://sipcc.test") as client:  # fmt: skip
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sipcc.test",
+                                 headers=await apikeys.headers(pool)) as client:  # fmt: skip
         yield client, app.state.referral_clock, inbox
     await pool.close()
     sms.shutdown()

@@ -63,10 +63,20 @@ class NodeProcess:
             **env,
         }
         self.proc: subprocess.Popen | None = None
+        self._api_headers: dict[str, str] | None = None
 
     @property
     def http(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def api_headers(self) -> dict[str, str]:
+        """Authorization headers of an all-scopes API key, created on first use."""
+        if self._api_headers is None:
+            from tests.support.apikeys import headers_sync
+
+            self._api_headers = headers_sync(self.env["SIPCC_DATABASE_URL"])
+        return self._api_headers
 
     def start(self, timeout: float = 20) -> NodeProcess:
         self._log = open(self.log_path, "ab")  # closed in stop()

@@ -187,10 +187,13 @@ def _client():
     from fastapi.testclient import TestClient
 
     from services.api import create_app
+    from services.auth import MemoryKeys
 
     inv = inventory()
     inv.numbers["+18005550100"] = Number("+18005550100", "acme", "tg", "assigned")
-    return TestClient(create_app(_Node(inv)))
+    keys = MemoryKeys()
+    key = keys.add("test", frozenset({"rating"}))
+    return TestClient(create_app(_Node(inv), keys), headers={"Authorization": f"Bearer {key}"})
 
 
 def test_http_rate_and_quote_shapes() -> None:
