@@ -47,7 +47,7 @@ from rater.admission import RedisSlots  # noqa: E402
 from rater.credit import CreditGuard  # noqa: E402
 from rater.decision import CallFacts, decide  # noqa: E402
 from rater.refdata import ALWAYS, FOREVER, Block, Code  # noqa: E402
-from services import db, inventory, provision, redisconn, refdata  # noqa: E402
+from services import auth, db, inventory, provision, redisconn, refdata  # noqa: E402
 
 PG_ADMIN = os.environ.get("SIPCC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("SIPCC_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -254,6 +254,9 @@ async def prepare_database(name: str) -> str:
         await provision.apply(conn, provision.parse(TOLL_FREE_YAML))
         for kind, f in REFDATA_FILES:
             await refdata.import_file(conn, kind, EXAMPLES / f)
+        # The /v1 routes need a key (docs/SECURITY.md); unlimited rate, checked once per process.
+        key = await auth.create_key(conn, "bench", frozenset({"rating"}), auth.MAX_RATE)
+        Conn.authorization = f"Authorization: Bearer {key}\r\n".encode()
     finally:
         await conn.close()
     return dsn
@@ -284,13 +287,15 @@ class Conn:
     A few dozen lines of asyncio instead of a client library, so the load generator costs
     little CPU next to the server on a 2-core machine."""
 
+    authorization = b""  # set by prepare_database
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str):
         self.r, self.w, self.host = reader, writer, host
 
     async def post(self, path: str, body: bytes) -> int:
         self.w.write(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (path.encode(), self.host.encode(),
-                                                         len(body), body))  # fmt: skip
+                     b"%sContent-Length: %d\r\n\r\n%s" % (path.encode(), self.host.encode(),
+                                                           self.authorization, len(body), body))  # fmt: skip
         head = await self.r.readuntil(b"\r\n\r\n")
         status = int(head[9:12])
         length = 0
