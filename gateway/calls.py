@@ -58,6 +58,7 @@ class Call:
     acked: bool = False  # the caller's ACK for the 2xx went through
     cancelled: bool = False
     cancel_sent: bool = False
+    udp_fallback: bool = False  # retried over UDP after a refused TCP connection (§18.1.1)
     answered_mono: float | None = None
     ended_mono: float | None = None
     final_status: int | None = None

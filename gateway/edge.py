@@ -18,6 +18,7 @@ from datetime import datetime
 from gateway import emergency, proxy
 from gateway.calls import Call, disposition_for, wall_now
 from gateway.dialogs import DialogStore, NoDialogStore, decision_from, to_record
+from gateway.guard import Guard
 from gateway.overload import Overload
 from gateway.proxy import Local
 from gateway.routing import Outcome, Router, dialled_user, target_for
@@ -85,6 +86,7 @@ class Edge:
         self.e911_failover_seconds = e911_failover_seconds
         self.dialogs = dialogs or NoDialogStore()
         self.overload = overload
+        self.guard: Guard | None = None  # flood/scan protection (gateway/guard.py), set by the node
         self.tm = TransactionManager()
         self.calls: dict[str, Call] = {}
         self._by_server_tx: dict[str, Call] = {}
@@ -110,7 +112,8 @@ class Edge:
         """Listen on `port`; a worker among several (reuse_port) also owns `own_port`, which
         is in its Via and Record-Route so responses and in-dialog requests come back to it."""
         self._loop = asyncio.get_running_loop()
-        self.transports = Transports(self.on_message, self.on_rejected, client_tls=client_tls)
+        self.transports = Transports(self.on_message, self.on_rejected, client_tls=client_tls,
+                                     unreachable=self._on_unreachable)  # fmt: skip
         if own_port is not None:
             # First, so it is the socket we send from: replies to our source reach us too.
             await self.transports.listen_udp(host, own_port)
@@ -162,6 +165,8 @@ class Edge:
         return self._loop.time()
 
     def on_message(self, msg: Request | Response, addr: tuple[str, int], transport: str) -> None:
+        if self.guard is not None and self.guard.check(addr[0], msg, self.now()):
+            return  # banned or scanning: silence
         if isinstance(msg, Request):
             _REQUESTS.get(msg.method, _REQUESTS["other"]).inc()
         self._run(self.tm.receive(msg, addr, transport, self.now()))
@@ -173,6 +178,8 @@ class Edge:
                  error=exc.reason)  # fmt: skip
         req = exc.partial
         if not isinstance(req, Request) or req.method == "ACK":
+            return
+        if self.guard is not None and self.guard.check(addr[0], req, self.now()):
             return
         try:
             resp = build_response(req, exc.status, None, to_tag=_tag(req),
@@ -200,7 +207,7 @@ class Edge:
             elif isinstance(out, CancelReceived):
                 self._on_cancel(out.tx, out.invite_tx, out.request)
             elif isinstance(out, TransactionTimeout):
-                self._on_timeout(out.tx, out.kind)
+                self._on_timeout(out.tx, out.kind, out.cause)
             elif isinstance(out, StrayResponse):
                 self._forward_stray(out.response)
             elif isinstance(out, TransactionTerminated):
@@ -350,8 +357,11 @@ class Edge:
         target = outcome.e911.targets[outcome.attempt] if outcome.e911 is not None else None
         if target is not None and emergency.carries_location(outcome.e911, target):
             size += emergency.LOCATION_BYTES  # a PIDF-LO makes it a TCP-sized request (§18.1.1)
-        out_transport = proxy.transport_for(parse_uri(outcome.request_uri), size)
+        out_transport = "UDP" if call.udp_fallback else proxy.transport_for(
+            parse_uri(outcome.request_uri), size)  # fmt: skip
         incoming = req.branch if not outcome.attempt else f"{req.branch}.{outcome.attempt}"
+        if call.udp_fallback:
+            incoming += ".udp"  # a new attempt: a branch of its own
         fwd = proxy.prepare_forward(
             req, self.local, request_uri=outcome.request_uri, transport=out_transport,
             record_route=proxy.record_routes(self.local, call.transport, out_transport),
@@ -392,6 +402,7 @@ class Edge:
         log.warning("e911_failover", call_id=call.call_id, failed=failed.label, cause=cause,
                     next=nxt.label)  # fmt: skip
         call.cancel_sent = False
+        call.udp_fallback = False  # the next target gets its own choice of transport
         self._forward_invite(call)
         return True
 
@@ -571,7 +582,10 @@ class Edge:
             port = int(via.params.get("rport") or via.port or (5061 if transport == "TLS" else 5060))
             self._send(back.to_bytes(), (host, port), transport)
 
-    def _on_timeout(self, tx: str, kind: str) -> None:
+    def _on_unreachable(self, addr: tuple[str, int], transport: str) -> None:
+        self._run(self.tm.transport_error(addr, transport, self.now()))
+
+    def _on_timeout(self, tx: str, kind: str, cause: str = "timeout") -> None:
         if kind != "client":
             return
         relay_to = self._relay.pop(tx, None)
@@ -580,11 +594,34 @@ class Edge:
         call = self._by_client_tx.get(tx)
         if call is None or call.ended or call.answered_mono is not None:
             return
+        if cause == "transport":
+            if self._udp_fallback(call):
+                return
+            # §16.9: a transport error counts as a 503 from that branch.
+            if self._e911_failover(call, "503"):
+                return
+            call.final_status = 503
+            self._respond(call.server_tx, call.invite, 503, "Service Unavailable")
+            self._spawn(self._finish(call, "failed", 503, "next hop unreachable"))
+            return
         if self._e911_failover(call, "408"):
             return
         call.final_status = 408
         self._respond(call.server_tx, call.invite, 408, "Request Timeout")
         self._spawn(self._finish(call, "no_answer", 408, "no response from the next hop"))
+
+    def _udp_fallback(self, call: Call) -> bool:
+        """§18.1.1: a request sent over TCP only for its size, to a next hop that refuses
+        TCP, is retried over UDP."""
+        o = call.outcome
+        if call.udp_fallback or call.out_transport != "TCP" or o is None or o.request_uri is None:
+            return False
+        if parse_uri(o.request_uri).params.get("transport"):
+            return False  # the URI asked for TCP: no fallback
+        call.udp_fallback = True
+        log.info("udp_fallback", call_id=call.call_id, target=o.request_uri)
+        self._forward_invite(call)
+        return True
 
     def _ring_timeout(self, call: Call) -> None:
         """Timer C (§16.6 step 11): a branch that rings too long is cancelled."""
@@ -705,6 +742,8 @@ class Edge:
         if not record:
             return
         metrics.calls_total.labels(disposition=disposition).inc()
+        if call.answered_mono is not None:  # ACD for ops (docs/METRICS.md)
+            metrics.call_duration_seconds.observe(call.duration_ms() / 1000)
         o = call.outcome
         if o is not None and o.e911 is not None:
             target = o.e911.targets[o.attempt].kind if o.e911.targets else "none"

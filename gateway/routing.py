@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from e911_router.routing import E911Route
 from e911_router.routing import route_call as e911_route_call
 from gateway.ani import forwarded_from, oli_digits, originating_ani
+from gateway.guard import Guard
 from gateway.proxy import host_port
-from gateway.sip.digest import Credential, DigestAuthenticator
+from gateway.sip.digest import Credential, DigestAuthenticator, credentials_username
 from gateway.sip.headers import parse_name_addr, parse_uri
 from gateway.sip.message import Request, SipError
 from rater.admission import SlotStore
@@ -60,7 +61,10 @@ def target_for(gateway_uri: str, user: str) -> tuple[str, tuple[str, int]]:
     """The Request-URI for `user` at a gateway URI, and the address to send it to."""
     gw = parse_uri(gateway_uri)
     port_part = f":{gw.port}" if gw.port else ""
-    return f"{gw.scheme}:{user}@{gw.host}{port_part}", host_port(gw)
+    # The gateway's parameters (transport=tcp above all) stay: they say how to reach it.
+    params = "".join(f";{k}" if v is None else f";{k}={v}" for k, v in gw.params.items())
+    host = f"[{gw.host}]" if ":" in gw.host else gw.host
+    return f"{gw.scheme}:{user}@{host}{port_part}{params}", host_port(gw)
 
 
 def from_tn(req: Request) -> str | None:
@@ -100,8 +104,9 @@ class Router:
         self.auth = auth
         self.credit = credit
         self.e911_notifier = e911_notifier
+        self.guard: Guard | None = None  # counts digest failures (gateway/guard.py); set by the node
 
-    def _authenticate(self, inv: Inventory, req: Request) -> TrunkGroup | Outcome:
+    def _authenticate(self, inv: Inventory, req: Request, source_ip: str) -> TrunkGroup | Outcome:
         """Rule A8 by digest (RFC 8760): the trunk whose credentials the INVITE proves, or
         the refusal — 407 with fresh challenges, the same for every number and user."""
         assert self.auth is not None
@@ -113,13 +118,21 @@ class Router:
             return Credential(username, realm, dict(tg.digest_ha1))
 
         if req.headers.get("Proxy-Authorization"):
+            user = credentials_username(req.headers.get("Proxy-Authorization"))
+            locked = self.guard is not None and self.guard.locked(user, time.monotonic())
             result = self.auth.verify_request(req, lookup, proxy=True)
-            if result.ok and result.username:
+            if result.ok and result.username and not locked:
                 tg = inv.trunk_for_user(result.username)
                 if tg is not None:
+                    if self.guard is not None:
+                        self.guard.auth_ok(source_ip, time.monotonic())
                     return tg
-            if not result.stale:
-                log.info("digest_refused", reason=result.reason, call_id=req.call_id)
+            if not result.stale or locked:
+                # A locked-out username gets the answer of a wrong password: the same 403.
+                if self.guard is not None:
+                    self.guard.auth_failed(source_ip, user, time.monotonic())
+                log.info("digest_refused", reason="locked out" if locked else result.reason,
+                         call_id=req.call_id)  # fmt: skip
                 metrics.admission_rejections_total.labels(cause="A8").inc()
                 return Outcome(None, None, 403, "Forbidden", "A8")
             stale = True
@@ -134,7 +147,7 @@ class Router:
         # Challenge only where some trunk authenticates by digest; otherwise an unknown
         # source is simply refused (and scanners are not invited to guess passwords).
         if tg is None and self.auth is not None and inv.has_digest_trunks:
-            found = self._authenticate(inv, req)
+            found = self._authenticate(inv, req, source_ip)
             if isinstance(found, Outcome):
                 return found
             tg = found

@@ -104,9 +104,11 @@ class Transports:
         idle_seconds: float = 600,
         max_connections: int = 10_000,
         client_tls: ssl.SSLContext | None = None,
+        unreachable: Callable[[tuple[str, int], str], None] | None = None,
     ) -> None:
         self.deliver = deliver
         self.rejected = rejected
+        self.unreachable = unreachable
         self.idle_seconds = idle_seconds
         self.max_connections = max_connections
         self.client_tls = client_tls
@@ -226,7 +228,9 @@ class Transports:
         def write(t: asyncio.Task) -> None:
             if not t.cancelled() and t.exception() is None:
                 t.result().write(data)
-            # A failed connect: the client transaction's timer reports the timeout (408).
+            elif self.unreachable is not None and not t.cancelled():
+                # Fail what waits on this peer now, not after Timer B's 32 s (§17.1.4).
+                self.unreachable(addr, name)
 
         task.add_done_callback(write)
 

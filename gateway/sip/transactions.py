@@ -166,10 +166,13 @@ class StrayResponse:
 @dataclass(frozen=True, slots=True)
 class TransactionTimeout:
     """Client: Timer B/F fired (or the §9.1 CANCEL wait ran out); the TU acts as on a 408.
-    Server: Timer H fired, the ACK never came (§17.2.1)."""
+    Or, with cause "transport", the request could not be sent at all (§17.1.4); the TU
+    acts as on a 503 (§16.9). Server: Timer H fired, the ACK never
+    came (§17.2.1)."""
 
     tx: str
     kind: str  # "client" | "server"
+    cause: str = "timeout"  # "timeout" | "transport"
 
 
 @dataclass(frozen=True, slots=True)
@@ -571,6 +574,21 @@ class TransactionManager:
         if event is None:
             raise TransactionError(f"status {response.status} is not 100-699")
         return self._dispatch(t, "TU " + event, now, response)
+
+    def transport_error(self, addr: tuple[str, int], transport: str, now: float) -> list[Output]:
+        """The transport could not reach `addr` (a refused or failed connection): every
+        client transaction still waiting for its first response there fails at once
+        (§17.1.4) instead of after Timer B/F."""
+        out: list[Output] = []
+        for t in [t for t in self._txs.values() if t.kind == "client" and t.addr == addr
+                  and t.transport == transport and t.state in (S.CALLING, S.TRYING)]:  # fmt: skip
+            for name in t.armed:
+                self._timers.cancel((t.id, name))
+            t.armed.clear()
+            t.state = S.TERMINATED
+            self._remove(t)
+            out += [TransactionTimeout(t.id, "client", "transport"), TransactionTerminated(t.id)]
+        return out
 
     def tick(self, now: float) -> list[Output]:
         """Fire every timer due at `now`."""

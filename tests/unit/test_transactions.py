@@ -1219,3 +1219,35 @@ TransactionMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestRandomSequences = TransactionMachine.TestCase
+
+
+class TestTransportError:
+    """§17.1.4: a request that cannot be sent fails its client transaction at once."""
+
+    def test_waiting_transactions_to_that_peer_fail_now(self, mgr: TransactionManager) -> None:
+        invite, _ = mgr.send_request(outgoing(branch="z9hG4bKt1"), NEXT_HOP, "TCP", 0.0)
+        options, _ = mgr.send_request(outgoing("OPTIONS", branch="z9hG4bKt2"), NEXT_HOP, "TCP", 0.0)
+        elsewhere, _ = mgr.send_request(outgoing(branch="z9hG4bKt3"), ("192.0.2.99", 5060), "TCP", 0.0)
+        over_udp, _ = mgr.send_request(outgoing(branch="z9hG4bKt4"), NEXT_HOP, "UDP", 0.0)
+        out = mgr.transport_error(NEXT_HOP, "TCP", 1.0)
+        assert out == [
+            TransactionTimeout(invite, "client", "transport"), TransactionTerminated(invite),
+            TransactionTimeout(options, "client", "transport"), TransactionTerminated(options),
+        ]
+        assert mgr.client_state(invite) == mgr.client_state(options) == State.TERMINATED
+        assert mgr.client_state(elsewhere) == mgr.client_state(over_udp) == State.CALLING
+        # Their timers went with them: nothing fires for them later.
+        assert all(o.tx not in (invite, options) for o in mgr.tick(100) if hasattr(o, "tx"))
+
+    def test_a_transaction_that_already_has_an_answer_is_left_alone(self, mgr: TransactionManager) -> None:
+        req = outgoing(branch="z9hG4bKt5")
+        tx, _ = mgr.send_request(req, NEXT_HOP, "TCP", 0.0)
+        mgr.receive(build_response(req, 180, to_tag="t"), NEXT_HOP, "TCP", 0.1)
+        assert mgr.client_state(tx) == State.PROCEEDING
+        assert mgr.transport_error(NEXT_HOP, "TCP", 0.2) == []
+        assert mgr.client_state(tx) == State.PROCEEDING
+
+    def test_timer_timeouts_say_timeout(self, mgr: TransactionManager) -> None:
+        tx, _ = mgr.send_request(outgoing(), NEXT_HOP, "UDP", 0.0)
+        timeout = only(mgr.tick(32.0), TransactionTimeout)
+        assert timeout == TransactionTimeout(tx, "client", "timeout")
