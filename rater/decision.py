@@ -154,7 +154,7 @@ class _Call:
 
     def owns(self, tn: str | None) -> bool:
         """A3, R4: a TN assigned to or ported to the carrier, in this customer's inventory."""
-        num = self.inv.numbers.get(tn) if tn else None
+        num = self.inv.owner_of(tn, self.day)
         return num is not None and num.customer_id == self.customer.id
 
     def increments(self, area: str | None) -> tuple[int, int]:
@@ -180,7 +180,7 @@ def decide(inv: Inventory, call: CallFacts) -> Decision:
     if customer_id is None:
         # An inbound call belongs to whoever holds the dialled number; a forwarded leg to
         # whoever holds the number it was forwarded from.
-        num = inv.numbers.get((dialled.e164 if inbound else forwarded) or "")
+        num = inv.owner_of((dialled.e164 if inbound else forwarded) or "", day)
         if num is not None:
             customer_id = num.customer_id
             tg = inv.trunk_groups.get(num.trunk_group_id or "")

@@ -14,6 +14,7 @@ from services import metrics
 from services.auth import AUTH_RESPONSES, ApiAuth, KeyStore, PgKeys, require_scope
 from services.billing.routes import router as billing_router
 from services.cdr_routes import router as cdr_router
+from services.provision_routes import router as provisioning_router
 from services.referrals.routes import router as referrals_router
 
 
@@ -68,6 +69,7 @@ def create_app(node, keys: KeyStore | None = None) -> FastAPI:
     app.include_router(e911_router, **_scope("e911"))
     app.include_router(billing_router, **_scope("billing"))
     app.include_router(referrals_router, **_scope("referrals"))
+    app.include_router(provisioning_router, **_scope("provisioning"))
     app.add_middleware(RedMiddleware)
 
     @app.get("/healthz", tags=["ops"])

@@ -123,7 +123,7 @@ def provision_apply(file: Path) -> None:
     async def go() -> dict[str, int]:
         conn = await asyncpg.connect(dsn)
         try:
-            return await provision.apply(conn, spec, s.sip_realm)
+            return await provision.apply(conn, spec, s.sip_realm, actor=f"yaml:{file}")
         finally:
             await conn.close()
 

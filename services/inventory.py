@@ -216,6 +216,16 @@ class Number:
     customer_id: str
     trunk_group_id: str | None
     origin: str
+    # A3, R4: owned on the days [owned_from, owned_until) as date ordinals (UTC); None =
+    # open. A port-in counts from its FOC; a port-out, disconnect or reinstatement to the
+    # old carrier ends it from the day of its event.
+    owned_from: int | None = None
+    owned_until: int | None = None
+
+    def owned_on(self, day: int) -> bool:
+        return (self.owned_from is None or self.owned_from <= day) and (
+            self.owned_until is None or day < self.owned_until
+        )
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -299,8 +309,12 @@ class Inventory:
         """Rule A8, the other way in: the trunk group whose digest username this is."""
         return self._by_user.get(username)
 
-    def owner_of(self, tn: str | None) -> Number | None:
-        return self.numbers.get(tn) if tn else None
+    def owner_of(self, tn: str | None, day: int | None = None) -> Number | None:
+        """A3, R4: the TN's holder on `day` (a date ordinal; None: ignore dates)."""
+        num = self.numbers.get(tn) if tn else None
+        if num is None or day is None or num.owned_on(day):
+            return num
+        return None
 
     def plan_for(self, customer: Customer, day: int) -> RatePlan | None:
         """Rule R15: the customer's plan as in force on `day`, no dearer than when its
@@ -380,8 +394,16 @@ async def load(conn: asyncpg.Connection | asyncpg.Pool) -> Inventory:
             digest_realm=r["digest_realm"],
             digest_ha1=tuple(sorted(json.loads(r["digest_ha1"]).items())) if r["digest_ha1"] else (),
         )
-    for r in await conn.fetch("SELECT tn, customer_id, trunk_group_id, origin FROM numbers"):
-        inv.numbers[r["tn"]] = Number(**dict(r))
+    for r in await conn.fetch(
+        """SELECT tn, customer_id, trunk_group_id, origin,
+                  (owned_from AT TIME ZONE 'UTC')::date AS owned_from,
+                  (owned_until AT TIME ZONE 'UTC')::date AS owned_until FROM numbers"""
+    ):
+        start, end = r["owned_from"], r["owned_until"]
+        inv.numbers[r["tn"]] = Number(
+            r["tn"], r["customer_id"], r["trunk_group_id"], r["origin"],
+            start.toordinal() if start else None, end.toordinal() if end else None,
+        )  # fmt: skip
     for r in await conn.fetch("SELECT network, reason FROM blocked_sources"):
         inv.blocked_sources[ipaddress.ip_network(r["network"])] = r["reason"]
     inv.refdata = await refdata.load_cached(conn)

@@ -214,3 +214,46 @@ trunk_group_utilization = Gauge(
     ["trunk_group"],
     registry=REGISTRY,
 )
+# Live configuration and the provisioning API (services/live_config.py, provision_routes.py).
+inventory_reload_seconds = Histogram(
+    "sipcc_inventory_reload_seconds",
+    "Time to load a new snapshot of the provisioning store into this process",
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+inventory_reloads_total = Counter(
+    "sipcc_inventory_reloads_total",
+    "Snapshots of the provisioning store loaded, by cause (start, notify, resync)",
+    ["cause"],
+    registry=REGISTRY,
+)
+inventory_change_lag_seconds = Histogram(
+    "sipcc_inventory_change_lag_seconds",
+    "A provisioning change's audit time → the call path of this process using it",
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+provisioning_changes_total = Counter(
+    "sipcc_provisioning_changes_total",
+    "Changes made through the provisioning API, by resource and action",
+    ["resource", "action"],
+    registry=REGISTRY,
+)
+sip_guard_drops_total = Counter(
+    "sipcc_sip_guard_drops_total",
+    "SIP messages dropped unanswered by the flood/scan guard, by cause (banned, scanner, "
+    "flood, auth_failures)",
+    ["cause"],
+    registry=REGISTRY,
+)
+sip_guard_bans_total = Counter(
+    "sipcc_sip_guard_bans_total",
+    "Sources banned by the SIP guard (scanner, flood, auth_failures) and usernames locked "
+    "out (user_lockout)",
+    ["cause"],
+    registry=REGISTRY,
+)
+sip_guard_banned_sources = Gauge(
+    "sipcc_sip_guard_banned_sources", "Sources this edge process holds banned (incl. expired "
+    "bans not yet seen again)", registry=REGISTRY,
+)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
@@ -39,6 +40,11 @@ Rate = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=5)]
 
 class ProvisionError(ValueError):
     """Bad provisioning input; the message names the entry and the field."""
+
+
+class ProvisionConflict(ProvisionError):
+    """The input is well formed but clashes with what is stored (a TN or trunk group held by
+    another customer, a digest username in use): HTTP 409."""
 
 
 class _Strict(BaseModel):
@@ -168,7 +174,9 @@ class DigestIn(_Strict):
     """SIP digest credentials of a trunk (rule A8); only HA1 values are stored."""
 
     username: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.+-]{3,64}$")]
-    password: str = Field(min_length=12, max_length=128)
+    # None keeps the credential already stored for this username (the API shows no
+    # password, so an update that leaves `digest` alone sends none back).
+    password: str | None = Field(default=None, min_length=12, max_length=128)
 
 
 class TrunkGroupIn(_Strict):
@@ -218,12 +226,17 @@ class NumbersIn(_Strict):
     range: tuple[str, str] | None = None
     trunk_group: Slug | None = None
     origin: Literal["assigned", "ported_in"] = "assigned"
+    foc_at: datetime | None = None  # a port-in's firm order commitment: owned from then on
     registered_address: AddressIn | None = None
 
     @model_validator(mode="after")
     def _one_of(self) -> NumbersIn:
         if (self.tn is None) == (self.range is None):
             raise ValueError("give exactly one of 'tn' or 'range'")
+        if self.foc_at is not None and self.origin != "ported_in":
+            raise ValueError("foc_at is the date of a port-in: give origin: ported_in")
+        if self.foc_at is not None and self.foc_at.tzinfo is None:
+            raise ValueError("foc_at needs a time zone, e.g. 2026-12-01T00:00:00Z")
         return self
 
     def expand(self) -> list[str]:
@@ -240,6 +253,7 @@ class CustomerIn(_Strict):
     id: Slug
     name: str
     status: Literal["active", "suspended", "cancelled"] = "active"
+    status_reason: str | None = Field(default=None, max_length=500)  # why suspended (A9)
     rate_plan: Slug
     credit_limit: Rate | None = None  # A6: approved credit level (USD); none = no limit
     high_cost_allowed: list[Prefix] = []  # A5: high-cost prefixes unblocked on request
@@ -326,15 +340,22 @@ def load_file(path: str | Path) -> ProvisionFile:
     return parse(text, str(path))
 
 
-async def _check_references(conn: asyncpg.Connection, spec: ProvisionFile) -> list[tuple]:
-    """Cross-entry checks; returns the expanded number rows (tn, customer, tg, origin, addr)."""
+async def _check_references(conn: asyncpg.Connection, spec: ProvisionFile) -> list[NumberRow]:
+    """Cross-entry checks; returns the expanded number rows."""
     carriers = {c.id for c in spec.carriers} | {
         r["id"] for r in await conn.fetch("SELECT id FROM carriers")
     }
     plans = {p.id for p in spec.rate_plans} | {
         r["id"] for r in await conn.fetch("SELECT id FROM rate_plans")
     }
-    owners = {r["tn"]: r["customer_id"] for r in await conn.fetch("SELECT tn, customer_id FROM numbers")}
+    # A3: a TN is held by one customer until its port-out, disconnect or reinstatement
+    # takes effect; a pending port-in already holds it.
+    owners = {
+        r["tn"]: r["customer_id"]
+        for r in await conn.fetch(
+            "SELECT tn, customer_id FROM numbers WHERE owned_until IS NULL OR owned_until > now()"
+        )
+    }
     tg_owner = {
         r["id"]: r["customer_id"] for r in await conn.fetch("SELECT id, customer_id FROM trunk_groups")
     }
@@ -346,6 +367,7 @@ async def _check_references(conn: asyncpg.Connection, spec: ProvisionFile) -> li
     }
     seen_users: dict[str, str] = {}
     errors: list[str] = []
+    conflicts: list[str] = []
     rows: list[tuple] = []
     seen_tns: dict[str, str] = {}
     seen_tgs: dict[str, str] = {}
@@ -361,11 +383,13 @@ async def _check_references(conn: asyncpg.Connection, spec: ProvisionFile) -> li
             if tg.digest is not None:
                 holder = seen_users.get(tg.digest.username) or db_users.get(tg.digest.username)
                 if holder is not None and holder != tg.id:
-                    errors.append(f"{tat}.digest.username: already used by trunk group {holder!r}")
+                    conflicts.append(f"{tat}.digest.username: already used by trunk group {holder!r}")
+                if tg.digest.password is None and db_users.get(tg.digest.username) != tg.id:
+                    errors.append(f"{tat}.digest.password: required for a new credential")
                 seen_users[tg.digest.username] = tg.id
             other = seen_tgs.get(tg.id) or tg_owner.get(tg.id)
             if other is not None and other != cust.id:
-                errors.append(f"{tat}.id: trunk group {tg.id!r} belongs to customer {other!r}")
+                conflicts.append(f"{tat}.id: trunk group {tg.id!r} belongs to customer {other!r}")
             seen_tgs[tg.id] = cust.id
         for ni, block in enumerate(cust.numbers):
             nat = f"{at}.numbers[{ni}]"
@@ -383,12 +407,22 @@ async def _check_references(conn: asyncpg.Connection, spec: ProvisionFile) -> li
             for tn in tns:
                 other = seen_tns.get(tn) or owners.get(tn)
                 if other is not None and other != cust.id:
-                    errors.append(f"{nat}: {tn} belongs to customer {other!r}")
+                    conflicts.append(f"{nat}: {tn} belongs to customer {other!r} (rule A3)")
                 seen_tns[tn] = cust.id
-                rows.append((tn, cust.id, block.trunk_group, block.origin, block.registered_address))
+                rows.append(NumberRow(tn, cust.id, block, held=owners.get(tn) == cust.id))
     if errors:
-        raise ProvisionError("\n".join(errors))
+        raise ProvisionError("\n".join(errors + conflicts))
+    if conflicts:
+        raise ProvisionConflict("\n".join(conflicts))
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class NumberRow:
+    tn: str
+    customer_id: str
+    block: NumbersIn
+    held: bool  # already this customer's (else new, released, or a port-in to record)
 
 
 # Each upsert touches a row only when a value differs, so a second apply changes nothing.
@@ -424,17 +458,19 @@ WHERE rate_plan_versions.rates IS DISTINCT FROM EXCLUDED.rates
 """
 _UPSERT_CUSTOMER = """
 INSERT INTO customers (id, name, status, rate_plan_id, credit_limit, high_cost_allowed,
-                       term_start, initial_term_months)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                       term_start, initial_term_months, status_reason)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, status = EXCLUDED.status,
     rate_plan_id = EXCLUDED.rate_plan_id, credit_limit = EXCLUDED.credit_limit,
     high_cost_allowed = EXCLUDED.high_cost_allowed, term_start = EXCLUDED.term_start,
-    initial_term_months = EXCLUDED.initial_term_months, updated_at = now()
+    initial_term_months = EXCLUDED.initial_term_months,
+    status_reason = EXCLUDED.status_reason, updated_at = now()
 WHERE (customers.name, customers.status, customers.rate_plan_id, customers.credit_limit,
-       customers.high_cost_allowed, customers.term_start, customers.initial_term_months)
+       customers.high_cost_allowed, customers.term_start, customers.initial_term_months,
+       customers.status_reason)
    IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.status, EXCLUDED.rate_plan_id,
        EXCLUDED.credit_limit, EXCLUDED.high_cost_allowed, EXCLUDED.term_start,
-       EXCLUDED.initial_term_months)
+       EXCLUDED.initial_term_months, EXCLUDED.status_reason)
 """
 _DELETE_BLOCKED = "DELETE FROM blocked_sources WHERE NOT (network = ANY($1::cidr[]))"
 _UPSERT_BLOCKED = """
@@ -456,12 +492,25 @@ WHERE (trunk_groups.trunks, trunk_groups.source_ips, trunk_groups.ani_precedence
    IS DISTINCT FROM (EXCLUDED.trunks, EXCLUDED.source_ips, EXCLUDED.ani_precedence,
        EXCLUDED.carrier_id, EXCLUDED.digest_username, EXCLUDED.digest_realm, EXCLUDED.digest_ha1)
 """
-_UPSERT_NUMBER = """
-INSERT INTO numbers (tn, customer_id, trunk_group_id, origin) VALUES ($1, $2, $3, $4)
+# A TN the customer already holds keeps its ownership dates (a new FOC moves a pending
+# port-in); a new or released TN is owned from its FOC, else from now (A3, R4).
+_UPDATE_HELD_NUMBER = """
+UPDATE numbers SET trunk_group_id = $3, origin = $4,
+    owned_from = coalesce($5, owned_from), updated_at = now()
+WHERE tn = $1 AND customer_id = $2
+  AND (trunk_group_id, origin, owned_from) IS DISTINCT FROM ($3, $4, coalesce($5, owned_from))
+"""
+_ASSIGN_NUMBER = """
+INSERT INTO numbers (tn, customer_id, trunk_group_id, origin, owned_from)
+VALUES ($1, $2, $3, $4, coalesce($5, now()))
 ON CONFLICT (tn) DO UPDATE SET customer_id = EXCLUDED.customer_id,
-    trunk_group_id = EXCLUDED.trunk_group_id, origin = EXCLUDED.origin, updated_at = now()
-WHERE (numbers.customer_id, numbers.trunk_group_id, numbers.origin)
-   IS DISTINCT FROM (EXCLUDED.customer_id, EXCLUDED.trunk_group_id, EXCLUDED.origin)
+    trunk_group_id = EXCLUDED.trunk_group_id, origin = EXCLUDED.origin, state = 'active',
+    owned_from = EXCLUDED.owned_from, owned_until = NULL, updated_at = now()
+"""
+# B5 reads port-ins (and their FOC) from billing's events, the one record of dated events.
+_PORT_IN_EVENT = """
+INSERT INTO billing_events (customer_id, kind, at, tns, foc_at, note)
+VALUES ($1, 'port_in', now(), $2, $3, 'provisioning')
 """
 
 
@@ -469,10 +518,19 @@ def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
+async def set_actor(conn: asyncpg.Connection, actor: str) -> None:
+    """Who the audit trail (provisioning_audit, migration 0009) names for this transaction's
+    changes: an API key's name, 'yaml:<file>', 'cli:<user>'."""
+    await conn.execute("SELECT set_config('sipcc.actor', $1, true)", actor)
+
+
 async def apply(
-    conn: asyncpg.Connection, spec: ProvisionFile, realm_name: str = "sipcc"
+    conn: asyncpg.Connection, spec: ProvisionFile, realm_name: str = "sipcc",
+    actor: str = "yaml",
 ) -> dict[str, int]:
-    """Write `spec` in one transaction; returns rows changed per table (all 0 when up to date)."""
+    """Write `spec` in one transaction (a savepoint inside the caller's); returns rows
+    changed per table (all 0 when up to date). The YAML file and the HTTP API both write
+    through here."""
     changed = dict.fromkeys(
         ("carriers", "rate_plans", "rate_plan_versions", "customers", "trunk_groups", "numbers",
          "registered_addresses", "blocked_sources"),
@@ -481,6 +539,7 @@ async def apply(
     async with conn.transaction():
         # Serialise concurrent applies so reference checks see a stable database.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sipcc.provision'))")
+        await set_actor(conn, actor)
         number_rows = await _check_references(conn, spec)
         for c in spec.carriers:
             changed["carriers"] += _count(await conn.execute(_UPSERT_CARRIER, c.id, c.name, c.gateway))
@@ -507,12 +566,17 @@ async def apply(
                 await conn.execute(
                     _UPSERT_CUSTOMER, cust.id, cust.name, cust.status, cust.rate_plan,
                     cust.credit_limit, list(cust.high_cost_allowed), cust.term_start,
-                    cust.initial_term_months,
+                    cust.initial_term_months, cust.status_reason,
                 )
             )  # fmt: skip
             for tg in cust.trunk_groups:
                 user = realm = ha1s = None
-                if tg.digest is not None:
+                if tg.digest is not None and tg.digest.password is None:
+                    # Kept as stored (checked above: this username is this trunk group's).
+                    user, realm, ha1s = tg.digest.username, *await conn.fetchrow(
+                        "SELECT digest_realm, digest_ha1::text FROM trunk_groups WHERE id = $1",
+                        tg.id)  # fmt: skip
+                elif tg.digest is not None:
                     user, realm = tg.digest.username, realm_name
                     ha1s = json.dumps(make_credential(user, realm, tg.digest.password).ha1,
                                       sort_keys=True)  # fmt: skip
@@ -522,12 +586,22 @@ async def apply(
                         tg.ani_precedence, tg.carrier, user, realm, ha1s,
                     )
                 )  # fmt: skip
-        for tn, customer_id, tg_id, origin, addr in number_rows:
-            changed["numbers"] += _count(await conn.execute(_UPSERT_NUMBER, tn, customer_id, tg_id, origin))
+        ported: dict[tuple[str, datetime | None], list[str]] = {}
+        for n in number_rows:
+            b = n.block
+            args = (n.tn, n.customer_id, b.trunk_group, b.origin, b.foc_at)
+            changed["numbers"] += _count(
+                await conn.execute(_UPDATE_HELD_NUMBER if n.held else _ASSIGN_NUMBER, *args)
+            )
+            if not n.held and b.origin == "ported_in":
+                ported.setdefault((n.customer_id, b.foc_at), []).append(n.tn)
+            addr = b.registered_address
             if addr is not None:
                 changed["registered_addresses"] += await e911.store_address(
-                    conn, tn, addr.address, addr.move_pending
+                    conn, n.tn, addr.address, addr.move_pending
                 )
+        for (customer_id, foc_at), tns in ported.items():
+            await conn.execute(_PORT_IN_EVENT, customer_id, tns, foc_at)
         for cust in spec.customers:
             if "e911_webhook" in cust.model_fields_set:
                 changed["customers"] += await e911.set_webhook(conn, cust.id, cust.e911_webhook)

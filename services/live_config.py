@@ -1,0 +1,96 @@
+"""Live configuration: a node's in-memory inventory follows the provisioning store.
+
+Every provisioning write ends with `NOTIFY sipcc_inventory` in its transaction, so the
+signal arrives when the change is committed. The node then loads a whole new snapshot and
+swaps it in; the call path only ever sees complete snapshots. Reloads are serialised and
+coalesced: a burst of changes costs one reload after the one in progress, and an older
+reload can never finish after a newer one and put stale data back. A periodic full resync
+(and a LISTEN connection re-opened when it dropped) is the safety net for a lost signal.
+
+A trunk group's capacity and a customer's status are read from the current snapshot at each
+new call (gateway/routing.py, rater/admission.py), so a lowered capacity lets the calls up
+finish and admits none until under it, and a suspension refuses the next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+import asyncpg
+
+from services import inventory, logs, metrics
+
+log = logs.get("live_config")
+CHANNEL = "sipcc_inventory"
+
+
+class InventoryFeed:
+    def __init__(self, pool: asyncpg.Pool, dsn: str, install: Callable[[inventory.Inventory], None],
+                 resync_seconds: float = 60) -> None:  # fmt: skip
+        self._pool = pool
+        self._dsn = dsn
+        self._install = install
+        self._resync_seconds = resync_seconds
+        self._dirty = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._last_change = 0
+
+    async def start(self) -> None:
+        await self.reload("start")
+        await self._listen()
+        self._tasks = [asyncio.create_task(self._reloader()), asyncio.create_task(self._resync())]
+
+    async def _listen(self) -> None:
+        self._listener = await asyncpg.connect(self._dsn)
+        await self._listener.add_listener(CHANNEL, self._on_notify)
+
+    def _on_notify(self, *_args) -> None:
+        self._dirty.set()
+
+    async def _reloader(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()  # a change committed during this reload sets it again
+            try:
+                await self.reload("notify")
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("inventory_reload_failed", error=repr(exc))
+
+    async def _resync(self) -> None:
+        while True:
+            await asyncio.sleep(self._resync_seconds)
+            if self._listener is None or self._listener.is_closed():
+                with contextlib.suppress(OSError, asyncpg.PostgresError):
+                    await self._listen()
+            self._dirty.set()
+
+    async def reload(self, cause: str) -> None:
+        t0 = time.perf_counter()
+        inv = await inventory.load(self._pool)
+        self._install(inv)
+        metrics.inventory_reload_seconds.observe(time.perf_counter() - t0)
+        metrics.inventory_reloads_total.labels(cause=cause).inc()
+        # How long the newest audited change took to reach this node's call path (the
+        # database's clock at both ends, so no skew between hosts).
+        row = await self._pool.fetchrow(
+            "SELECT id, extract(epoch FROM clock_timestamp() - at)::float8 AS lag "
+            "FROM provisioning_audit ORDER BY id DESC LIMIT 1"
+        )
+        if row is not None and row["id"] != self._last_change:
+            if self._last_change and cause == "notify":
+                metrics.inventory_change_lag_seconds.observe(max(0.0, row["lag"]))
+            self._last_change = row["id"]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
