@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint sipp pango venv clean
+.PHONY: run test lint sipp pango promtool venv clean
 
 venv: $(STAMP)
 
@@ -35,10 +35,20 @@ pango:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core; fi
 
+# promtool checks and unit-tests the alert rules in deploy/k8s (Debian's prometheus package
+# ships it; the server it also installs is not started). kustomize comes with kubectl.
+promtool:
+	@if ! command -v promtool >/dev/null 2>&1; then \
+	  echo "installing promtool (apt-get install --no-install-recommends prometheus)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; fi
+	@command -v kubectl >/dev/null 2>&1 || echo "warning: kubectl (kustomize) missing: tests/deploy will say so"
+
 run: venv pango
 	$(BIN)/python -m services.launch
 
-test: venv sipp pango
+test: venv sipp pango promtool
 	$(BIN)/python -m pytest
 
 lint: venv
