@@ -64,3 +64,26 @@ async def end_ownership(
         )  # fmt: skip
         await conn.execute("NOTIFY sipcc_inventory")
         return await conn.fetchrow("SELECT * FROM numbers WHERE tn = $1", tn)
+
+
+async def cancel_port_in(conn: asyncpg.Connection, tn: str, actor: str, note: str = "") -> datetime:
+    """An LNP request withdrawn before its FOC: the TN was never the customer's, so its row
+    goes (audited) and billing gets the `lnp_cancel` event B5 charges by the FOC's lead
+    time ($6 > 48 h, $75 within). Returns the FOC."""
+    async with conn.transaction():
+        await set_actor(conn, actor)
+        row = await conn.fetchrow(
+            "SELECT customer_id, origin, owned_from, now() AS now FROM numbers WHERE tn = $1 "
+            "FOR UPDATE", tn)  # fmt: skip
+        if row is None:
+            raise UnknownNumber(f"{tn} is not a number in the inventory")
+        if row["origin"] != "ported_in" or row["owned_from"] is None or row["owned_from"] <= row["now"]:
+            raise ProvisionConflict(f"{tn} has no port-in pending (its FOC must be still to come)")
+        await conn.execute("DELETE FROM numbers WHERE tn = $1", tn)
+        await conn.execute(
+            """INSERT INTO billing_events (customer_id, kind, at, tns, foc_at, note)
+               VALUES ($1, 'lnp_cancel', $2, $3, $4, $5)""",
+            row["customer_id"], row["now"], [tn], row["owned_from"], note,
+        )  # fmt: skip
+        await conn.execute("NOTIFY sipcc_inventory")
+        return row["owned_from"]

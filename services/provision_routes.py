@@ -480,6 +480,24 @@ async def reinstate(request: Request, response: Response, tn: str, body: NumberE
     return await _end(request, response, tn, "reinstate", body, if_match)
 
 
+@router.post("/numbers/{tn}/cancel-port-in")
+async def cancel_port_in(request: Request, tn: str, body: NumberEventIn) -> dict:
+    """An LNP request withdrawn before its FOC: the TN leaves the inventory; $6 per TN more
+    than 48 h before the FOC, $75 within (B5)."""
+    tn = _tn(tn)
+    if body.at is not None:
+        raise HTTPException(422, "at: a cancellation takes effect now")
+    async with _pool(request).acquire() as conn:
+        try:
+            foc = await number_events.cancel_port_in(conn, tn, actor(request), body.note)
+        except number_events.UnknownNumber as exc:
+            raise HTTPException(404, str(exc)) from None
+        except ProvisionConflict as exc:
+            raise HTTPException(409, str(exc)) from None
+    metrics.provisioning_changes_total.labels(resource="number", action="lnp_cancel").inc()
+    return {"tn": tn, "cancelled": True, "foc_at": foc.isoformat()}
+
+
 # --- rate plans ----------------------------------------------------------------------------
 
 _SERVICES = ("directory_assistance", "operator")

@@ -300,6 +300,19 @@ async def test_port_in_with_foc_and_reinstatement(api, pool) -> None:
     assert (await api.post("/v1/numbers/+19995550000/disconnect", json={})).status_code in (404, 422)
 
 
+@pytest.mark.rule("B5")
+async def test_port_in_cancelled_before_its_foc(api, pool) -> None:
+    foc = datetime.now(UTC) + timedelta(days=5)
+    await api.post("/v1/numbers", json={"customer_id": "acme", "tn": "+13055550101",
+                                        "origin": "ported_in", "foc_at": foc.isoformat()})  # fmt: skip
+    r = await api.post("/v1/numbers/+13055550101/cancel-port-in", json={"note": "customer stays"})
+    assert r.status_code == 200, r.text
+    assert (await api.get("/v1/numbers/+13055550101")).status_code == 404
+    ev = await pool.fetchrow("SELECT * FROM billing_events WHERE kind = 'lnp_cancel'")
+    assert ev["foc_at"] == foc and list(ev["tns"]) == ["+13055550101"]  # > 48 h ahead: $6 (B5)
+    await refused(api, pool, "POST", "/v1/numbers/+17275550100/cancel-port-in", {}, 409, "no port-in pending")
+
+
 async def test_number_update_and_cursor(api, pool) -> None:
     await api.post("/v1/trunk-groups", json=TG)
     got = await api.get("/v1/numbers/7275550103")  # 10-digit accepted, E.164 answered
