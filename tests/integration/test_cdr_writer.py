@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -64,3 +65,34 @@ async def test_malformed_event_does_not_block_the_stream(pool, pg, redis_client,
     entries = (await redis_client.xreadgroup("cdr-writers", "t2", {stream: ">"}, count=10))[0][1]
     assert await writer.write(entries) == 1
     assert await pg.fetchval("SELECT count(*) FROM cdrs") == 1
+
+
+async def test_an_event_postgres_refuses_is_skipped_the_batch_stored(
+    pool, pg, redis_client, redis_prefix
+) -> None:
+    stream = f"{redis_prefix}cdr-{uuid.uuid4().hex[:6]}"
+    writer = CdrWriter(pool, redis_client, stream, consumer="t3")
+    await writer.ensure_group()
+    now = datetime.now(UTC)
+    bad = event(2, now)
+    bad.direction = "sideways"  # valid JSON, refused by the table's CHECK
+    lines = [event(1, now).to_json(), bad.to_json(), event(3, now).to_json()]
+    await redis_client.xadd(stream, {"e": "\n".join(lines)})  # one entry, three events
+    entries = (await redis_client.xreadgroup("cdr-writers", "t3", {stream: ">"}, count=10))[0][1]
+    assert await writer.write(entries) == 2
+    assert [r["call_id"] for r in await pg.fetch("SELECT call_id FROM cdrs ORDER BY 1")] == [
+        "call-1", "call-3"]  # fmt: skip
+    assert await redis_client.xlen(stream) == 0  # nothing left to block the stream
+
+
+async def test_an_event_of_a_month_without_partition_gets_one(pool, pg, redis_client, redis_prefix) -> None:
+    stream = f"{redis_prefix}cdr-{uuid.uuid4().hex[:6]}"
+    pub = CdrPublisher(redis_client, stream)
+    writer = CdrWriter(pool, redis_client, stream, consumer="t4")
+    await writer.ensure_group()
+    far = datetime(2034, 2, 10, tzinfo=UTC)
+    await asyncio.gather(pub.publish(event(1, far)), pub.publish(event(2, datetime.now(UTC))))
+    entries = (await redis_client.xreadgroup("cdr-writers", "t4", {stream: ">"}, count=10))[0][1]
+    assert len(entries) == 1  # one loop turn, one entry
+    assert await writer.write(entries) == 2
+    assert await pg.fetchval("SELECT to_regclass('cdrs_2034_02') IS NOT NULL")
