@@ -80,10 +80,11 @@ class InventoryFeed:
             "SELECT id, extract(epoch FROM clock_timestamp() - at)::float8 AS lag "
             "FROM provisioning_audit ORDER BY id DESC LIMIT 1"
         )
-        if row is not None and row["id"] != self._last_change:
-            if self._last_change and cause == "notify":
+        newest = row["id"] if row is not None else 0
+        if newest != self._last_change:
+            if cause == "notify" and row is not None:
                 metrics.inventory_change_lag_seconds.observe(max(0.0, row["lag"]))
-            self._last_change = row["id"]
+            self._last_change = newest
 
     async def stop(self) -> None:
         for task in self._tasks:

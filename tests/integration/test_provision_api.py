@@ -4,6 +4,7 @@ If-Match, A3 conflicts, dated number events that billing reads (B5), and the aud
 
 from __future__ import annotations
 
+import asyncio
 import json
 import types
 from datetime import UTC, datetime, timedelta
@@ -134,6 +135,18 @@ async def test_lost_update_refused_by_if_match(api, pool) -> None:
     assert (await api.get("/v1/customers/acme")).json()["name"] == "Acme Dental"
 
 
+async def test_two_clerks_at_once_one_wins(api, pool) -> None:
+    """The same ETag sent twice at the same moment: the row lock orders them, so the second
+    is compared against the first's result and refused."""
+    tag = (await api.get("/v1/customers/acme")).headers["etag"]
+    results = await asyncio.gather(*(
+        api.patch("/v1/customers/acme", json={"name": f"Clerk {i}"}, headers={"If-Match": tag})
+        for i in range(2)))  # fmt: skip
+    assert sorted(r.status_code for r in results) == [200, 412]
+    winner = next(r for r in results if r.status_code == 200).json()["name"]
+    assert (await api.get("/v1/customers/acme")).json()["name"] == winner
+
+
 # --- trunk groups --------------------------------------------------------------------------
 
 TG = {"customer_id": "acme", "id": "acme-branch", "trunks": 3, "carrier": "loopback-carrier",
@@ -212,6 +225,19 @@ async def test_a_tn_belongs_to_one_customer(api, pool) -> None:
     assert all(n["state"] == "active" and n["customer_id"] == "bravo" for n in r.json()["items"])
     await refused(api, pool, "POST", "/v1/numbers", {"customer_id": "bravo", "tn": "+17275550110"}, 409,
                   "already bravo's")  # fmt: skip
+
+
+@pytest.mark.rule("E6")
+async def test_assign_with_a_registered_address(api, pool) -> None:
+    """The address goes through the E911 router's normalisation (and its history)."""
+    r = await api.post("/v1/numbers", json={"customer_id": "acme", "tn": "+17275550150",
+                                            "registered_address": {"street": "600 cleveland street",
+                                                                   "city": "Clearwater", "state": "FL",
+                                                                   "zip": "33755"}})  # fmt: skip
+    assert r.status_code == 201, r.text
+    row = await pool.fetchrow("SELECT street, county_fips FROM registered_addresses WHERE tn = '+17275550150'")
+    assert row["street"] == "600 CLEVELAND ST" and row["county_fips"] == "12103"
+    assert await pool.fetchval("SELECT count(*) FROM registered_address_history WHERE tn = '+17275550150'") == 1
 
 
 @pytest.mark.parametrize(
