@@ -83,11 +83,12 @@ def test_gateway_drains_and_keeps_its_address(overlay: str) -> None:
     pod = gw["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     assert pod["hostNetwork"] is True
-    # services/node.py: 30 s for calls up, then CDRs published and written; plus preStop.
-    drain = 30 + 5 + 10 + c["lifecycle"]["preStop"]["sleep"]["seconds"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    # services/node.py: calls up for SIPCC_DRAIN_SECONDS, then CDRs published (5 s) and
+    # written (10 s); preStop before it all.
+    drain = float(env["SIPCC_DRAIN_SECONDS"]) + 5 + 10 + c["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert pod["terminationGracePeriodSeconds"] >= drain
     assert gw["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 1, "maxSurge": 0}
-    env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["SIPCC_SIP_ADVERTISE"] == "$(HOST_IP):5060"
     ports = {(p["containerPort"], p["protocol"]) for p in c["ports"]}
     assert {(5060, "UDP"), (5060, "TCP")} <= ports
