@@ -131,6 +131,28 @@ class _TariffIn(_Strict):
         return out
 
 
+_SERVICES = ("directory_assistance", "operator")
+_INCREMENT_ROWS = ("domestic", "international", "mexico")
+
+
+def tariff_entry(stored: dict) -> dict:
+    """The inverse of `_TariffIn.tariff()`: a stored tariff back in the file's shape (what
+    the API shows, and what it merges an update into)."""
+    out: dict = {}
+    increments: dict = {}
+    for k, v in stored.items():
+        service = next((s for s in _SERVICES if k.startswith(s + "_per_")), None)
+        if service is not None:
+            out.setdefault(service, {})[k.removeprefix(service + "_")] = v
+        elif k.endswith("_increments") and k.removesuffix("_increments") in _INCREMENT_ROWS:
+            increments[k.removesuffix("_increments")] = v
+        else:
+            out[k] = v
+    if increments:
+        out["increments"] = increments
+    return out
+
+
 class PlanVersionIn(_TariffIn):
     """A dated change of a plan (R15): what changes from `effective_from` (a UTC day) on,
     applied over the plan and the versions before it."""

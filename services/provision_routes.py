@@ -38,6 +38,7 @@ from services.provision import (
     Slug,
     TrunkGroupIn,
     apply,
+    tariff_entry,
 )
 
 # Mounted by services/api.py with the `provisioning` scope (services/auth.py) on every route.
@@ -500,27 +501,6 @@ async def cancel_port_in(request: Request, tn: str, body: NumberEventIn) -> dict
 
 # --- rate plans ----------------------------------------------------------------------------
 
-_SERVICES = ("directory_assistance", "operator")
-_INCREMENT_ROWS = ("domestic", "international", "mexico")
-
-
-def _tariff_fields(stored: dict) -> dict:
-    """A stored tariff JSON (RatePlanIn.tariff()) back in the file's shape."""
-    out: dict = {}
-    increments: dict = {}
-    for k, v in stored.items():
-        service = next((s for s in _SERVICES if k.startswith(s + "_per_")), None)
-        if service is not None:
-            out.setdefault(service, {})[k.removeprefix(service + "_")] = v
-        elif k.endswith("_increments") and k.removesuffix("_increments") in _INCREMENT_ROWS:
-            increments[k.removesuffix("_increments")] = v
-        else:
-            out[k] = v
-    if increments:
-        out["increments"] = increments
-    return out
-
-
 async def _rate_plan(conn, plan_id: str, lock: bool = False) -> dict:
     r = await conn.fetchrow(
         "SELECT * FROM rate_plans WHERE id = $1" + (" FOR UPDATE" if lock else ""), plan_id
@@ -534,9 +514,9 @@ async def _rate_plan(conn, plan_id: str, lock: bool = False) -> dict:
         "id": r["id"], "name": r["name"], "currency": r["currency"],
         **{k: str(r[k]) for k in ("interstate_per_minute", "intrastate_per_minute",
                                   "local_per_minute", "alaska_per_minute")},
-        **_tariff_fields(json.loads(r["tariff"]) if r["tariff"] else {}),
+        **tariff_entry(json.loads(r["tariff"]) if r["tariff"] else {}),
         "versions": [{"effective_from": v["effective_from"].isoformat(),
-                      **_tariff_fields(json.loads(v["rates"]))} for v in versions],
+                      **tariff_entry(json.loads(v["rates"]))} for v in versions],
     }  # fmt: skip
 
 
