@@ -5,6 +5,7 @@ object is valid against the Kubernetes API schema, the workloads carry what ops 
 from __future__ import annotations
 
 import json
+import subprocess
 
 import kubernetes_validate
 import pytest
@@ -130,3 +131,17 @@ def test_dashboard_is_grafana_json_loaded_by_the_sidecar() -> None:
         cm = _by_kind(overlay, "ConfigMap")["sipcc-dashboard"]
         assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert json.loads(cm["data"]["sipcc-dashboard.json"]) == dash
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_inline_shell_scripts_parse(overlay: str) -> None:
+    """The Redis and Sentinel start scripts are shell inside YAML: `sh -n` reads them."""
+    scripts = [
+        c["args"][0]
+        for o in render(overlay) if o["kind"] in ("Deployment", "StatefulSet")
+        for c in o["spec"]["template"]["spec"]["containers"] if c.get("command") == ["sh", "-c"]
+    ]  # fmt: skip
+    assert len(scripts) == 2
+    for script in scripts:
+        out = subprocess.run(["sh", "-n", "-c", script], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr + script
