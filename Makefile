@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint sipp pango promtool venv clean
+.PHONY: run test lint sipp espeak pango promtool venv clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,15 @@ sipp:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester stunnel4; fi
 
+# espeak-ng speaks the registered address to a caller of 933, the 911 address test
+# (gateway/readback.py).
+espeak:
+	@if ! command -v espeak-ng >/dev/null 2>&1; then \
+	  echo "installing espeak-ng for the 933 read-back (apt-get install espeak-ng)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq espeak-ng; fi
+
 # WeasyPrint (invoice PDFs, services/billing/render.py) loads Pango through cffi, and needs a
 # font; Debian's Pango libraries and DejaVu provide both.
 pango:
@@ -45,10 +54,10 @@ promtool:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; fi
 	@command -v kubectl >/dev/null 2>&1 || echo "warning: kubectl (kustomize) missing: tests/deploy will say so"
 
-run: venv pango
+run: venv pango espeak
 	$(BIN)/python -m services.launch
 
-test: venv sipp pango promtool
+test: venv sipp espeak pango promtool
 	$(BIN)/python -m pytest
 
 lint: venv

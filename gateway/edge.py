@@ -13,9 +13,10 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
-from gateway import emergency, proxy
+from gateway import emergency, proxy, readback
 from gateway.calls import Call, disposition_for, wall_now
 from gateway.dialogs import DialogStore, NoDialogStore, decision_from, to_record
 from gateway.guard import Guard
@@ -35,6 +36,7 @@ from gateway.sip.transactions import (
     Transmit,
     response_address,
 )
+from gateway.sip.transactions import State as TxState
 from gateway.transports import Transports
 from rater.numbers import analyse
 from services import logs, metrics
@@ -102,6 +104,9 @@ class Edge:
         self._draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._refresher: asyncio.Task | None = None
+        self.readback: readback.ReadBack | None = None  # 933 answered here (set by start)
+        # 911 attempts given up by a failover, by branch: a late 2xx is ACKed and hung up.
+        self._abandoned: dict[str, _Abandoned] = {}
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -112,6 +117,7 @@ class Edge:
         """Listen on `port`; a worker among several (reuse_port) also owns `own_port`, which
         is in its Via and Record-Route so responses and in-dialog requests come back to it."""
         self._loop = asyncio.get_running_loop()
+        self.readback = readback.ReadBack(self, host)
         self.transports = Transports(self.on_message, self.on_rejected, client_tls=client_tls,
                                      unreachable=self._on_unreachable)  # fmt: skip
         if own_port is not None:
@@ -241,10 +247,13 @@ class Edge:
         self._run(self.tm.tick(self.now()))
 
     def _respond(self, tx: str, req: Request, status: int, reason: str | None = None,
-                 headers: list[tuple[str, str]] | None = None, to_tag: str | None = None) -> None:  # fmt: skip
+                 headers: list[tuple[str, str]] | None = None, to_tag: str | None = None,
+                 body: bytes = b"") -> Response:  # fmt: skip
         resp = build_response(req, status, reason, to_tag=to_tag or _tag(req), headers=headers or [])
+        resp.body = body
         _sent(status)
         self._run(self.tm.send_response(tx, resp, self.now()))
+        return resp
 
     # ---- requests --------------------------------------------------------------------
 
@@ -341,6 +350,9 @@ class Edge:
             self._respond(call.server_tx, call.invite, 487, "Request Terminated")
             await self._finish(call, "cancelled", 487, "cancelled before forwarding")
             return
+        if self.readback is not None and readback.is_933(call):
+            self.readback.start(call)  # the address read-back: answered here, not forwarded
+            return
         self._forward_invite(call)
         metrics.invite_to_forward_seconds.observe(self.now() - t0)
         assert self._loop is not None
@@ -394,6 +406,7 @@ class Edge:
         if o.attempt + 1 >= len(o.e911.targets):
             return False
         failed = o.e911.targets[o.attempt]
+        self._abandon(call)
         o.attempt += 1
         nxt = o.e911.targets[o.attempt]
         o.request_uri, o.addr = target_for(nxt.uri, "911")
@@ -410,12 +423,84 @@ class Edge:
         if call.client_tx == tx and not call.provisional and call.answered_mono is None:
             self._e911_failover(call, "timeout")
 
+    def _abandon(self, call: Call) -> None:
+        """The current 911 attempt is given up for the next target. One that has answered
+        provisionally is CANCELled (§9.1; before a provisional, §9.1 allows no CANCEL: one
+        goes when the first 1xx comes). Its 2xx, however late, is ACKed and hung up (§13.2.2.4,
+        §15), so no PSAP is left holding half a dialog; the caller keeps the branch it has."""
+        fwd, o = call.forwarded, call.outcome
+        if fwd is None or o is None or o.addr is None or not fwd.branch:
+            return
+        a = self._abandoned[fwd.branch] = _Abandoned(fwd, o.addr, call.out_transport)
+        assert self._loop is not None
+        # A PSAP may ring until our ring timeout and still answer at the last moment.
+        self._loop.call_later(self.ring_timeout_seconds + 64 * self.tm.t1,
+                              self._abandoned.pop, fwd.branch, None)  # fmt: skip
+        if call.client_tx and self.tm.client_state(call.client_tx) == TxState.PROCEEDING:
+            a.cancelled = True
+            self._cancel(fwd, a.addr, a.transport)
+
+    def _on_abandoned(self, resp: Response) -> bool:
+        """A response on an abandoned 911 attempt (True), or not one (False)."""
+        try:
+            a = self._abandoned.get(resp.branch or "")
+            cseq = resp.cseq
+        except SipError:
+            return False
+        if a is None:
+            return False
+        if cseq is None or cseq[1] != "INVITE" or resp.status >= 300:
+            return True  # the CANCEL's 200; a non-2xx final is ACKed by its transaction
+        if resp.status < 200:
+            if not a.cancelled:
+                a.cancelled = True
+                self._cancel(a.invite, a.addr, a.transport)
+            return True
+        try:
+            self._end_abandoned(a, resp)
+        except SipError as exc:
+            log.warning("e911_late_answer_unusable", error=exc.reason)
+        return True
+
+    def _end_abandoned(self, a: _Abandoned, resp: Response) -> None:
+        inv, h = a.invite, a.invite.headers
+        to = resp.headers.get("To") or ""
+        contact = resp.headers.get("Contact")
+        target = str(parse_name_addr(contact).uri) if contact else inv.uri
+        # The route set is the 2xx's Record-Route reversed (§12.1.2), less our own entry.
+        routes = [r for r in reversed(resp.headers.get_all("Record-Route"))
+                  if not self.local.is_me(parse_name_addr(r).uri)]  # fmt: skip
+        first = a.to_tag is None
+        a.to_tag = parse_name_addr(to).params.get("tag") if first else a.to_tag
+        for method, cseq in (("ACK", inv.cseq[0]), ("BYE", inv.cseq[0] + 1)):
+            if method == "BYE" and not first:
+                break  # a retransmitted 2xx: ACK it again, the BYE is on its way
+            probe = Request(method, target, Headers([("Route", r) for r in routes]))
+            hop = proxy.next_hop(probe)
+            transport = proxy.transport_for(hop, 800)
+            branch = proxy.branch_for(method.lower(), inv.branch or "", to)
+            req = Request(method, target, Headers([
+                ("Via", self.local.via(transport, branch)),
+                *(("Route", r) for r in routes), ("Max-Forwards", "70"),
+                ("From", h.get("From") or ""), ("To", to), ("Call-ID", inv.call_id or ""),
+                ("CSeq", f"{cseq} {method}"),
+            ]))  # fmt: skip
+            if method == "ACK":
+                self._send(req.to_bytes(), proxy.host_port(hop), transport)
+                continue
+            req.headers.add("Reason", 'SIP;cause=200;text="Call completed elsewhere"')
+            log.warning("e911_late_answer_hung_up", call_id=inv.call_id, target=target)
+            _ctx, outs = self.tm.send_request(req, proxy.host_port(hop), transport, self.now())
+            self._run(outs)
+
     def _forward_in_dialog(self, tx: str, req: Request) -> None:
         call = self.calls.get(req.call_id or "")
         if call is None:
             # Only dialogs this edge set up are routed: forwarding any Route-d request from
             # anyone would make the edge an open relay (toll fraud).
             self._respond(tx, req, 481, "Call/Transaction Does Not Exist")
+            return
+        if self.readback is not None and self.readback.on_request(tx, req, call):
             return
         if call is not None and req.cseq and req.method not in ("ACK", "CANCEL"):
             if req.from_tag == call.caller_tag:
@@ -466,6 +551,8 @@ class Edge:
         if call is None:
             return  # an ACK for no dialog of ours: absorbed, never relayed
         call.acked = True
+        if self.readback is not None and self.readback.on_ack(call):
+            return
         proxy.pop_own_route(req, self.local)
         request_uri = None
         try:
@@ -489,6 +576,8 @@ class Edge:
             return
         self._respond(tx, req, 200, "OK")
         call.cancelled = True
+        if self.readback is not None and self.readback.on_cancel(call):
+            return
         if call.client_tx and call.provisional:
             self._send_cancel(call)
         # Otherwise: routing still running (handled when it returns), or no provisional yet
@@ -498,15 +587,18 @@ class Edge:
         if call.cancel_sent or call.forwarded is None or call.outcome is None:
             return
         call.cancel_sent = True
-        inv = call.forwarded
+        assert call.outcome.addr is not None
+        self._cancel(call.forwarded, call.outcome.addr, call.out_transport)
+
+    def _cancel(self, inv: Request, addr: tuple[str, int], transport: str) -> None:
+        """§9.1: CANCEL the INVITE `inv` we sent to `addr` (same Via branch, Route, CSeq)."""
         h = inv.headers
         headers = [("Via", h.get_all("Via")[0])]
         headers += [("Route", r) for r in h.get_all("Route")]
         headers += [("Max-Forwards", "70"), ("From", h.get("From") or ""), ("To", h.get("To") or ""),
                     ("Call-ID", h.get("Call-ID") or ""), ("CSeq", f"{inv.cseq[0]} CANCEL")]  # fmt: skip
         cancel = Request("CANCEL", inv.uri, Headers(headers))
-        assert call.outcome.addr is not None
-        _ctx, outs = self.tm.send_request(cancel, call.outcome.addr, call.out_transport, self.now())
+        _ctx, outs = self.tm.send_request(cancel, addr, transport, self.now())
         self._run(outs)
 
     # ---- responses -------------------------------------------------------------------
@@ -523,6 +615,7 @@ class Edge:
             return
         call = self._by_client_tx.get(tx)
         if call is None:
+            self._on_abandoned(resp)
             return
         cseq = resp.cseq
         if cseq and cseq[1] == "CANCEL":
@@ -566,6 +659,8 @@ class Edge:
     def _forward_stray(self, resp: Response) -> None:
         """§16.7 / §16.11: a response with no transaction (a late 2xx retransmission) goes
         statelessly to the next Via."""
+        if self._on_abandoned(resp):
+            return  # never to the caller: it has the branch it kept
         back = proxy.strip_own_via(resp, self.local)
         if back is None or back.status < 200 or back.status >= 300:
             return
@@ -665,7 +760,8 @@ class Edge:
         self._hang_up(call)
         self._spawn(self._finish(call, "timeout", call.final_status, "no ACK for the 2xx"))
 
-    def _hang_up(self, call: Call) -> None:
+    def _hang_up(self, call: Call,
+                 reason: str | None = 'SIP;cause=408;text="session expired"') -> None:  # fmt: skip
         """BYE to each side, as the other side would have sent it (RFC 3261 §15)."""
         if not (call.caller_from and call.callee_to and call.outcome and call.outcome.addr):
             return
@@ -683,8 +779,9 @@ class Edge:
             bye = Request("BYE", target, Headers([
                 ("Via", self.local.via(transport, branch)), ("Max-Forwards", "70"),
                 ("From", from_), ("To", to), ("Call-ID", call.call_id), ("CSeq", f"{cseq} BYE"),
-                ("Reason", 'SIP;cause=408;text="session expired"'),
             ]))  # fmt: skip
+            if reason:
+                bye.headers.add("Reason", reason)
             with contextlib.suppress(Exception):
                 _ctx, outs = self.tm.send_request(bye, addr, transport, self.now())
                 self._run(outs)
@@ -783,6 +880,17 @@ class Edge:
                 await self.router.slots.refresh(leases)
             except Exception as exc:
                 log.warning("slot_refresh_failed", error=repr(exc))
+
+
+@dataclass(slots=True)
+class _Abandoned:
+    """A 911 attempt left behind by a failover: the INVITE as sent, and where."""
+
+    invite: Request
+    addr: tuple[str, int]
+    transport: str
+    cancelled: bool = False
+    to_tag: str | None = None  # the tag of the dialog its late 2xx made (hung up once)
 
 
 def _session_expires(msg: Request | Response) -> float | None:

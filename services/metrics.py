@@ -164,6 +164,13 @@ e911_notifications_total = Counter(
     ["result"],
     registry=REGISTRY,
 )
+test_933_calls_total = Counter(
+    "sipcc_933_calls_total",
+    "933 address read-backs, by what was said (address, move_pending, no_address) or why "
+    "none was (refused: no PCMU offered; failed: speech synthesis)",
+    ["outcome"],
+    registry=REGISTRY,
+)
 billing_invoices_total = Counter(
     "sipcc_billing_invoices_total",
     "Invoices a billing run produced (issued) or found already issued (unchanged)",
