@@ -301,3 +301,50 @@ async def test_911_with_a_malformed_or_unowned_from(pg, start_node, peers, ports
     assert e911.invites() == []
     [row] = await cdrs(pg, 1)
     assert (row["emergency_level"], row["emergency_route"]) == ("national", "national")
+
+
+# ---- abandoned attempts: nothing left half open at a PSAP (RFC 3261 §9.1, §13.2.2.4) ----
+
+
+def _psap_uas(tmp_path: Path, ports: dict[str, int], scenario: str) -> Uas:
+    """A PSAP that runs one call of `scenario` and exits: 0 only if it went as written."""
+    return Uas(tmp_path / scenario, ip=HOSTS["e911"], port=ports["e911"], scenario=scenario,
+               extra=("-t", "t1", "-m", "1", "-trace_msg"))  # fmt: skip
+
+
+@pytest.mark.rule("E4")
+async def test_late_psap_answer_after_failover_is_acked_and_hung_up(pg, start_node, peers, ports,
+                                                                   tmp_path) -> None:  # fmt: skip
+    national = peers("national")
+    psap = _psap_uas(tmp_path, ports, "uas_late_200.xml")  # silent 2 s, then 200
+    try:
+        node = await start_node(e911_doc(ports), SIPCC_E911_FAILOVER_SECONDS="1")
+        r = call_911(node, tmp_path, "+17275550102", "late")
+        assert r.returncode == 0 and r.counts["5_200_recv"] == 1, r.output + node.log()
+        # The caller kept the national call center; the PSAP's scenario ends only once the
+        # edge has ACKed its late 200 and sent the BYE.
+        assert psap.proc.wait(40) == 0, (tmp_path / "uas_late_200.xml").joinpath(
+            "uas_errors.log").read_text(errors="replace") + node.log()  # fmt: skip
+    finally:
+        psap.stop()
+    assert len({i for i in national.invites()}) == 1
+    [row] = await cdrs(pg, 1)
+    assert (row["emergency_level"], row["emergency_route"]) == ("national", "psap:fl-pinellas>national")
+    assert row["disposition"] == "answered"
+
+
+@pytest.mark.rule("E4")
+async def test_failover_after_a_provisional_cancels_the_psap(pg, start_node, peers, ports,
+                                                            tmp_path) -> None:  # fmt: skip
+    national = peers("national")
+    psap = _psap_uas(tmp_path, ports, "uas_trying_then_cancel.xml")  # 100 Trying, then nothing
+    try:
+        node = await start_node(e911_doc(ports), SIPCC_E911_FAILOVER_SECONDS="1")
+        r = call_911(node, tmp_path, "+17275550102", "trying")
+        assert r.returncode == 0 and r.counts["5_200_recv"] == 1, r.output + node.log()
+        assert psap.proc.wait(40) == 0, (tmp_path / "uas_trying_then_cancel.xml").joinpath(
+            "uas_errors.log").read_text(errors="replace") + node.log()  # fmt: skip
+    finally:
+        psap.stop()
+    assert len({i for i in national.invites()}) == 1
+    assert 'sipcc_e911_failovers_total{cause="timeout"} 1.0' in node.metrics()
