@@ -224,6 +224,8 @@ class Edge:
         self._arm()
 
     def _send(self, data: bytes, addr: tuple[str, int], transport: str = "UDP") -> None:
+        if self.guard is not None and self.guard.banned(addr[0], self.now()):
+            return  # no retransmissions to a banned source either (nor to a spoofed victim)
         if self.transports is not None:
             self.transports.send(data, addr, transport)
 

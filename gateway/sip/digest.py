@@ -65,6 +65,7 @@ __all__ = [
     "Credential",
     "DigestAuthenticator",
     "compute_response",
+    "credentials_username",
     "ha1",
     "make_credential",
 ]
@@ -224,6 +225,13 @@ def _parse_credentials(value: object) -> dict[str, str] | str:
     if not params:
         return _malformed("no parameters")
     return params
+
+
+def credentials_username(value: object) -> str | None:
+    """The username a Digest credentials value claims (not verified), or None; never raises.
+    For counting failures per username (gateway/guard.py)."""
+    params = _parse_credentials(value)
+    return params.get("username") if isinstance(params, dict) else None
 
 
 # --------------------------------------------------------------------------------------------
