@@ -64,12 +64,12 @@ class Caller:
             f"Content-Length: {len(body)}\r\n\r\n{body}"
         ).encode()
 
-    def invite(self, tn: str, dialled: str = "933") -> str:
-        """Send the INVITE with a PCMU offer; the final response, as text."""
+    def invite(self, tn: str, dialled: str = "933", formats: str = "0 8 101") -> str:
+        """Send the INVITE with an audio offer (PCMU first); the final response, as text."""
         self.tn = tn
         rtp_port = self.rtp.getsockname()[1]
         sdp = (f"v=0\r\no=pbx 1 1 IN IP4 {PBX}\r\ns=-\r\nc=IN IP4 {PBX}\r\nt=0 0\r\n"
-               f"m=audio {rtp_port} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\n"
+               f"m=audio {rtp_port} RTP/AVP {formats}\r\na=rtpmap:0 PCMU/8000\r\n"
                "a=rtpmap:101 telephone-event/8000\r\n")  # fmt: skip
         to = f"<sip:{dialled}@127.0.0.1>"
         self.sip.sendto(self._request("INVITE", f"sip:{dialled}@127.0.0.1:{self.node[1]}", 1, to, sdp),
@@ -235,3 +235,16 @@ async def test_933_caller_hangs_up_mid_stream(pg, start_node) -> None:
     [row] = await cdr_rows(pg, 1)
     assert (row["disposition"], row["reason"], row["amount"]) == ("answered", "BYE", Decimal("0"))
     assert 'sipcc_933_calls_total{outcome="move_pending"} 1.0' in node.metrics()
+
+
+async def test_933_without_pcmu_is_refused_with_488(pg, start_node) -> None:
+    node = await start_node(example())
+    caller = Caller(node.sip_port)
+    try:
+        answer = caller.invite("+17275550100", formats="8 101")  # PCMA only
+        assert answer.startswith("SIP/2.0 488 "), answer
+    finally:
+        caller.close()
+    [row] = await cdr_rows(pg, 1)
+    assert (row["disposition"], row["sip_status"]) == ("failed", 488)
+    assert 'sipcc_933_calls_total{outcome="refused"} 1.0' in node.metrics()
