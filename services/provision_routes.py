@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rater.numbers import normalize
 from services import metrics, number_events
+from services.billing import routes as billing_routes
 from services.provision import (
     CustomerIn,
     NumbersIn,
@@ -447,6 +448,9 @@ async def _end(request: Request, response: Response, tn: str, kind: str, body: N
         current = await _number(conn, tn, lock=True)
         if if_match is not None:
             _check_if_match(if_match, current)
+        if body.at is not None and body.at.tzinfo is not None:
+            # Billing's rule: nothing is added to a month already invoiced (409).
+            await billing_routes._not_invoiced(conn, current["customer_id"], body.at)
         try:
             await number_events.end_ownership(conn, tn, kind, body.at, actor(request), body.note)
         except number_events.UnknownNumber as exc:

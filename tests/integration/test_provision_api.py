@@ -323,6 +323,11 @@ async def test_port_in_with_foc_and_reinstatement(api, pool) -> None:
 
     await refused(api, pool, "POST", "/v1/numbers/+17275550100/port-out", {"at": "2026-12-01T00:00:00"},
                   422, "time zone")  # fmt: skip
+    # Billing's rule: a month already invoiced takes no new event (a credit note corrects it).
+    await pool.execute("""INSERT INTO invoices (number, customer_id, period_start, due_on, total)
+                          VALUES ('INV-1', 'acme', '2026-10-01', '2026-11-30', 0)""")  # fmt: skip
+    await refused(api, pool, "POST", "/v1/numbers/+17275550100/disconnect", {"at": "2026-10-15T00:00:00Z"},
+                  409, "already invoiced")  # fmt: skip
     assert (await api.post("/v1/numbers/+19995550000/disconnect", json={})).status_code in (404, 422)
 
 
