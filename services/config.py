@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # Trunk-group saturation for ops (services/saturation.py): how often, how many by name.
     saturation_sample_seconds: float = Field(default=15, gt=0)
     saturation_top: int = Field(default=10, ge=0, le=100)
+    drain_seconds: float = Field(
+        default=30, ge=0, description="on SIGTERM, how long calls up may go on before they are closed"
+    )
     # Seconds an unanswered INVITE may ring before the edge CANCELs it (Timer C, §16.6).
     ring_timeout_seconds: int = 180
     # Seconds a 911 attempt may stay silent (no provisional) before the edge moves on to the
@@ -96,6 +99,16 @@ class Settings(BaseSettings):
         description="shed the share of new calls that keeps this process's CPU near this share of a core; 0: off",
     )
     overload_retry_after_seconds: int = Field(default=5, ge=0)
+    # SIP flood/scan guard (gateway/guard.py, docs/SECURITY.md); trunk and carrier sources exempt.
+    sip_guard: bool = Field(default=True, description="drop and ban floods, scanners, guessers")
+    sip_guard_rate: float = Field(default=30, gt=0, description="messages/s per untrusted source")
+    sip_guard_burst: float = Field(default=60, ge=1)
+    sip_guard_ban_seconds: float = Field(default=300, gt=0)
+    sip_guard_auth_failures: int = Field(default=5, ge=1, description="digest failures per source per 5 min before a ban")
+    sip_guard_user_failures: int = Field(default=20, ge=1, description="digest failures per username per 5 min before a 15 min lockout")
+    sip_guard_scanner_agents: str | None = Field(
+        default=None, description="comma list of User-Agent fragments banned at sight; unset: the built-in list, empty: none"
+    )
     # HTTP API keys (services/auth.py, docs/SECURITY.md).
     api_key_cache_seconds: float = Field(
         default=30, ge=0, description="a verified key is trusted this long (also how long a revoked key may still work)"

@@ -21,6 +21,7 @@ import uvicorn
 from e911_router.notify import Notifier
 from gateway.dialogs import DialogStore, NoDialogStore
 from gateway.edge import Edge
+from gateway.guard import SCANNER_AGENTS, Guard, GuardPolicy, TrustedSources
 from gateway.overload import Overload, OverloadPolicy
 from gateway.proxy import Local
 from gateway.routing import Router
@@ -32,6 +33,8 @@ from services import api, db, gctune, inventory, logs, metrics, redisconn
 from services.cdr import CdrEvent, CdrPublisher, CdrWriter
 from services.cdr_spool import CdrSpool
 from services.config import LOOPBACK_DATABASE_URL, LOOPBACK_REDIS_URL, Settings
+from services.live_config import InventoryFeed
+from services.saturation import SaturationSampler
 from services.workers import WorkerSupervisor
 
 log = logs.get("node")
@@ -70,7 +73,7 @@ class Node:
         self.edge: Edge | None = None
         self.writer: CdrWriter | None = None
         self._tasks: list[asyncio.Task] = []
-        self._listener: asyncpg.Connection | None = None
+        self.feed: InventoryFeed | None = None
         self._http: uvicorn.Server | None = None
         self._stop = asyncio.Event()
         self.workers: WorkerSupervisor | None = None
@@ -90,11 +93,10 @@ class Node:
         except (OSError, asyncpg.PostgresError) as exc:
             raise DependencyError(f"cannot reach Postgres at {self.database_url}: {exc}") from None
         self.redis = await self._connect_redis()
-        await self.reload_inventory()
-        self._listener = await asyncpg.connect(self.database_url)
-        await self._listener.add_listener("sipcc_inventory", self._on_notify)
-        self._tasks.append(asyncio.create_task(self._resync_loop()))
+        self.feed = InventoryFeed(self.pool, self.database_url, self._install_inventory)
+        await self.feed.start()
         self._tasks.append(asyncio.create_task(_watch_loop_lag(self)))
+        self._tasks.append(asyncio.create_task(self._watch_dependencies()))
 
         self.credit = (
             CreditGuard.redis(self.redis, s.redis_prefix, lambda: self.inventory)
@@ -143,6 +145,7 @@ class Node:
                 slot_refresh_seconds=s.slot_refresh_seconds,
                 overload=self._overload(),
             )
+            self.edge.guard = self.edge.router.guard = self._guard()
             await self.edge.start(
                 *s.sip_addr, tcp=s.sip_tcp, tls=tls_server, tls_port=s.tls_port,
                 client_tls=tls_client_context(s.tls_ca, s.tls_verify),
@@ -152,6 +155,9 @@ class Node:
             if s.sip_workers > 1 and s.worker_index == 0:
                 self.workers = WorkerSupervisor(s)
                 self._tasks.append(asyncio.create_task(self.workers.run()))
+            if s.worker_index == 0:  # the slots are shared: one sampler per process group
+                sampler = SaturationSampler(slots, lambda: self.inventory, s.saturation_top)
+                self._tasks.append(asyncio.create_task(sampler.run(s.saturation_sample_seconds)))
         if "cdr-writer" in self.roles and self.redis is not None:
             self.writer = CdrWriter(
                 self.pool, self.redis, s.redis_prefix + s.cdr_stream, batch_max=s.cdr_batch_max,
@@ -188,6 +194,19 @@ class Node:
             retry_after_seconds=s.overload_retry_after_seconds,
         )  # fmt: skip
         return Overload(policy, asyncio.get_running_loop().time()) if policy.enabled else None
+
+    def _guard(self) -> Guard | None:
+        s = self.settings
+        if not s.sip_guard:
+            return None
+        agents = SCANNER_AGENTS if s.sip_guard_scanner_agents is None else tuple(
+            a.strip() for a in s.sip_guard_scanner_agents.split(",") if a.strip())  # fmt: skip
+        policy = GuardPolicy(
+            rate=s.sip_guard_rate, burst=s.sip_guard_burst, ban_seconds=s.sip_guard_ban_seconds,
+            scanner_agents=agents, max_auth_failures=s.sip_guard_auth_failures,
+            max_user_failures=s.sip_guard_user_failures,
+        )  # fmt: skip
+        return Guard(policy, TrustedSources(lambda: self.inventory))
 
     def _authenticator(self) -> DigestAuthenticator:
         secret = self.settings.digest_secret
@@ -233,19 +252,12 @@ class Node:
 
         return direct
 
+    def _install_inventory(self, inv: inventory.Inventory) -> None:
+        self.inventory = inv
+
     async def reload_inventory(self) -> None:
-        assert self.pool is not None
-        self.inventory = await inventory.load(self.pool)
-
-    def _on_notify(self, *_args) -> None:
-        asyncio.get_running_loop().create_task(self.reload_inventory())
-
-    async def _resync_loop(self) -> None:
-        # The safety net under LISTEN/NOTIFY: a missed notification heals within a minute.
-        while True:
-            await asyncio.sleep(60)
-            with contextlib.suppress(OSError, asyncpg.PostgresError):
-                await self.reload_inventory()
+        assert self.feed is not None
+        await self.feed.reload("manual")
 
     async def _reconcile_credit_loop(self, every: float = 300) -> None:
         """Rule A6: usage counters drift (a crash between call end and counter); the
@@ -258,6 +270,12 @@ class Node:
                 await self.credit.reconcile(self.pool)
             except Exception as exc:
                 log.warning("credit_reconcile_failed", error=repr(exc))
+            await asyncio.sleep(every)
+
+    async def _watch_dependencies(self, every: float = 10) -> None:
+        # Alerts need the answer even where nothing polls /readyz (outside Kubernetes).
+        while True:
+            await self.check_dependencies()
             await asyncio.sleep(every)
 
     async def check_dependencies(self) -> dict[str, str]:
@@ -276,6 +294,8 @@ class Node:
                 checks["redis"] = "ok"
             except Exception as exc:
                 checks["redis"] = f"error: {exc!r}"
+        for name, result in checks.items():
+            metrics.dependency_up.labels(dependency=name).set(1 if result == "ok" else 0)
         return checks
 
     async def stop(self, drain_seconds: float = 0) -> None:
@@ -312,8 +332,8 @@ class Node:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._listener is not None:
-            await self._listener.close()
+        if self.feed is not None:
+            await self.feed.stop()
         if self.workers is not None:
             await asyncio.to_thread(self.workers.wait, drain_seconds + 5)
         if self.redis is not None:
@@ -321,7 +341,9 @@ class Node:
         if self.pool is not None:
             await self.pool.close()
 
-    async def run_until_signalled(self, drain_seconds: float = 30) -> None:
+    async def run_until_signalled(self, drain_seconds: float | None = None) -> None:
+        if drain_seconds is None:
+            drain_seconds = self.settings.drain_seconds
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
