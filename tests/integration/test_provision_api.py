@@ -121,6 +121,15 @@ async def test_bad_customer_refused(api, pool, body, field) -> None:
     await refused(api, pool, "POST", "/v1/customers", body, 422, field)
 
 
+async def test_broken_json_refused(api, pool) -> None:
+    before = await snapshot(pool)
+    r = await api.post("/v1/customers", content=b'{"id": "bravo", "name": ', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "JSON" in r.text
+    r = await api.post("/v1/trunk-groups", json=["not", "an", "entry"])
+    assert r.status_code == 422
+    assert await snapshot(pool) == before
+
+
 async def test_lost_update_refused_by_if_match(api, pool) -> None:
     got = await api.get("/v1/customers/acme")
     tag = got.headers["etag"]
