@@ -1,7 +1,8 @@
 """Scale-out (issue 9, Done when 2): two gateway processes share one Redis and one Postgres;
 calls sent to both at once never put more than a trunk group's N trunks up in total (rule
 A1). The rest are refused 503 naming A1. While the calls are up, both gateways' slot gauges
-and the shared Redis slot set are sampled: their sum never exceeds 3."""
+and the shared Redis slot set are sampled, and the carrier (a SIPp UAS) reports its calls in
+progress every second: none ever exceeds 3."""
 
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ import pytest
 import redis as redis_sync
 
 from tests.conftest import REDIS_URL
-from tests.e2e.conftest import apply, example
+from tests.e2e.conftest import CARRIER_PORT, apply, example
 from tests.e2e.test_sip_scenarios import NEW_YORK, cdrs
 from tests.support.node import NodeProcess
-from tests.support.sipp import run_uac, write_injection
+from tests.support.sipp import Uas, run_uac, write_injection
 
 TRUNKS, PER_GATEWAY, HOLD_MS = 3, 4, 4000
 
@@ -52,8 +53,16 @@ class Sampler(threading.Thread):
 
 
 @pytest.mark.rule("A1")
+def carrier_calls_in_progress(workdir) -> list[int]:
+    """SIPp's -trace_stat file: one row per period, `CurrentCall` = calls in progress."""
+    (stat,) = workdir.glob("uas_*_.csv")
+    rows = [line.split(";") for line in stat.read_text().splitlines() if line]
+    column = rows[0].index("CurrentCall")
+    return [int(r[column]) for r in rows[1:]]
+
+
 async def test_two_gateways_never_carry_more_than_the_trunks(
-    pg, pg_dsn, redis_prefix, carrier, tmp_path
+    pg, pg_dsn, redis_prefix, tmp_path
 ) -> None:
     await apply(pg_dsn, example(trunks=TRUNKS))
     # Two `sipcc gateway` processes (each its own SIP port) and the CDR writer, sharing the
@@ -65,6 +74,7 @@ async def test_two_gateways_never_carry_more_than_the_trunks(
     ]
     writer = NodeProcess(pg_dsn, redis_prefix, tmp_path / "writer.log", role="cdr-writer")
     sampler = None
+    carrier = Uas(tmp_path / "carrier", port=CARRIER_PORT, extra=("-trace_stat", "-fd", "1"))
     try:
         for node in (*gateways, writer):
             node.start()
@@ -95,6 +105,10 @@ async def test_two_gateways_never_carry_more_than_the_trunks(
         assert max(sampler.edge_sums) == TRUNKS and max(sampler.redis_counts) == TRUNKS
         assert max(sampler.utilization) == 1.0  # the saturation gauge saw acme-main full
 
+        carrier.stop()
+        seen = carrier_calls_in_progress(tmp_path / "carrier")
+        assert max(seen) == TRUNKS, seen  # the carrier never had more than 3 calls at once
+
         rows = await cdrs(pg, 2 * PER_GATEWAY)
         by = sorted((r["disposition"], r["sip_status"]) for r in rows)
         assert by == [("answered", 200)] * TRUNKS + [("rejected", 503)] * (2 * PER_GATEWAY - TRUNKS)
@@ -102,5 +116,6 @@ async def test_two_gateways_never_carry_more_than_the_trunks(
     finally:
         if sampler is not None:
             sampler.stop.set()
+        carrier.stop()
         for node in (*gateways, writer):
             node.stop()
