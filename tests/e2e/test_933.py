@@ -51,12 +51,14 @@ class Caller:
         self.sip.close()
         self.rtp.close()
 
-    def _request(self, method: str, uri: str, cseq: int, to: str, body: str = "") -> bytes:
+    def _request(self, method: str, uri: str, cseq: int, to: str, body: str = "",
+                 branch: str | None = None) -> bytes:  # fmt: skip
         port = self.sip.getsockname()[1]
         ctype = "Content-Type: application/sdp\r\n" if body else ""
+        self.branch = branch or f"z9hG4bK{uuid.uuid4().hex[:16]}"
         return (
             f"{method} {uri} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {PBX}:{port};branch=z9hG4bK{uuid.uuid4().hex[:16]};rport\r\n"
+            f"Via: SIP/2.0/UDP {PBX}:{port};branch={self.branch};rport\r\n"
             "Max-Forwards: 70\r\n"
             f"From: <sip:{self.tn}@{PBX}>;tag={self.tag}\r\nTo: {to}\r\n"
             f"Call-ID: {self.call_id}\r\nCSeq: {cseq} {method}\r\n"
@@ -64,7 +66,8 @@ class Caller:
             f"Content-Length: {len(body)}\r\n\r\n{body}"
         ).encode()
 
-    def invite(self, tn: str, dialled: str = "933", formats: str = "0 8 101") -> str:
+    def invite(self, tn: str, dialled: str = "933", formats: str = "0 8 101",
+               cancel: bool = False) -> str:  # fmt: skip
         """Send the INVITE with an audio offer (PCMU first); the final response, as text."""
         self.tn = tn
         rtp_port = self.rtp.getsockname()[1]
@@ -72,11 +75,13 @@ class Caller:
                f"m=audio {rtp_port} RTP/AVP {formats}\r\na=rtpmap:0 PCMU/8000\r\n"
                "a=rtpmap:101 telephone-event/8000\r\n")  # fmt: skip
         to = f"<sip:{dialled}@127.0.0.1>"
-        self.sip.sendto(self._request("INVITE", f"sip:{dialled}@127.0.0.1:{self.node[1]}", 1, to, sdp),
-                        self.node)  # fmt: skip
+        uri = f"sip:{dialled}@127.0.0.1:{self.node[1]}"
+        self.sip.sendto(self._request("INVITE", uri, 1, to, sdp), self.node)
+        if cancel:  # at once: while the edge routes the call or synthesizes its speech
+            self.sip.sendto(self._request("CANCEL", uri, 1, to, branch=self.branch), self.node)
         while True:
             msg = self.recv_sip()
-            if msg.startswith("SIP/2.0 1"):
+            if msg.startswith("SIP/2.0 1") or " CANCEL" in (header(msg, "CSeq") or ""):
                 continue
             self.to = header(msg, "To")
             contact = header(msg, "Contact")
@@ -248,3 +253,15 @@ async def test_933_without_pcmu_is_refused_with_488(pg, start_node) -> None:
     [row] = await cdr_rows(pg, 1)
     assert (row["disposition"], row["sip_status"]) == ("failed", 488)
     assert 'sipcc_933_calls_total{outcome="refused"} 1.0' in node.metrics()
+
+
+async def test_933_cancelled_before_the_answer_gets_487(pg, start_node) -> None:
+    node = await start_node(example())
+    caller = Caller(node.sip_port)
+    try:
+        final = caller.invite("+17275550100", cancel=True)
+        assert final.startswith("SIP/2.0 487 "), final + node.log()
+    finally:
+        caller.close()
+    [row] = await cdr_rows(pg, 1)
+    assert (row["disposition"], row["sip_status"]) == ("cancelled", 487)
