@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from e911_router.address import Address
 from e911_router.coverage import E911Data, Psap
+from rater.decision import day_ordinal
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +88,12 @@ def route_call(inv, tn: str | None, trunk_group) -> E911Route:
     (services/inventory.py): the edge and `POST /v1/e911/route` both ask this."""
     carrier = inv.carriers.get(trunk_group.carrier_id)
     last_resort = Target("carrier", carrier.gateway_uri, carrier.id) if carrier else None
+    today = day_ordinal()
 
     def owner(n: str) -> str | None:
-        num = inv.numbers.get(n)
+        # A3/R4: a TN ported out or disconnected is no longer the customer's today, so its
+        # old registered address must not route the call (E5: the national call center).
+        num = inv.owner_of(n, today)
         return num.customer_id if num else None
 
     return route(inv.e911, tn, trunk_group.customer_id, owner, last_resort)

@@ -101,7 +101,9 @@ class Decision:
         return secs, call_amount(secs, self.rate_per_minute, per_call)
 
 
-def _day(at: datetime | None) -> int:
+def day_ordinal(at: datetime | None = None) -> int:
+    """The UTC day of `at` (now when None) as a date ordinal: what dated inventory
+    (effective dates, TN ownership) is looked up by."""
     if at is None:
         return int(time.time() // 86400) + _EPOCH
     if at.tzinfo is not None and at.utcoffset():
@@ -170,7 +172,7 @@ class _Call:
 
 
 def decide(inv: Inventory, call: CallFacts) -> Decision:
-    day = _day(call.at)
+    day = day_ordinal(call.at)
     inbound = call.direction == "inbound"
     dialled = analyse(call.dnis)
     ani = normalize(call.ani) if call.ani else None

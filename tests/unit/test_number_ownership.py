@@ -58,3 +58,18 @@ def test_inbound_to_a_released_tn_finds_no_customer() -> None:
     assert decide(inv, facts).action == "reject"
     facts = replace(facts, at=at(PORTED_OUT - 1))
     assert decide(inv, facts).customer_id == "acme"
+
+
+@pytest.mark.rule("E2")
+def test_911_from_a_tn_ported_out_is_not_the_customers() -> None:
+    """A TN that left the customer routes as an unknown number (national call center), never
+    by the registered address it had."""
+    from e911_router.routing import route_call
+    from rater.decision import day_ordinal
+
+    today = day_ordinal()
+    tg = held().trunk_groups["tg"]
+    kept = route_call(held(owned_from=None, owned_until=None), "+17275550100", tg)
+    gone = route_call(held(owned_from=None, owned_until=today), "+17275550100", tg)
+    assert "not a number of this customer" not in kept.reason
+    assert gone.rule == "E2" and "not a number of this customer" in gone.reason
