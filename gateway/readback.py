@@ -192,7 +192,13 @@ class ReadBack:
             metrics.test_933_calls_total.labels(outcome="refused").inc()
             self._end(s, "failed", 488, "933: no PCMU audio offered", respond=488)
             return
-        sender = await RtpSender.open(self.media_host)
+        try:
+            sender = await RtpSender.open(self.media_host)
+        except OSError as exc:  # no port left, or an address we cannot bind
+            log.error("readback_media_failed", call_id=call.call_id, error=repr(exc))
+            metrics.test_933_calls_total.labels(outcome="failed").inc()
+            self._end(s, "failed", 503, "933: no media port", respond=503)
+            return
         try:
             try:
                 audio = await self.speech.speak(text)
@@ -208,7 +214,7 @@ class ReadBack:
             log.info("readback_answered", call_id=call.call_id, tn=route.callback, case=case,
                      seconds=len(audio) / 8000)  # fmt: skip
             if not await self._wait_ack(s):
-                self._hang_up(s, "no ACK for the 2xx")
+                self._hang_up(s, "no ACK for the 2xx", "timeout")
                 return
             await sender.play(audio, dest)
             self._hang_up(s, "933 read-back played")
@@ -242,9 +248,9 @@ class ReadBack:
                 edge._run(tm.send_response(s.call.server_tx, s.ok, edge.now()))
         return s.acked.is_set()
 
-    def _hang_up(self, s: Session, reason: str) -> None:
+    def _hang_up(self, s: Session, reason: str, disposition: str = "answered") -> None:
         if s.call.call_id not in self.sessions:
             return
         self.edge._hang_up(s.call, reason=None)
-        self._end(s, "answered", 200, reason)
+        self._end(s, disposition, 200, reason)
 
