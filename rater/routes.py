@@ -117,7 +117,9 @@ async def _parse(request: Request, model: type[RateIn]) -> RateIn:
         return model.model_validate_json(await request.body())
     except ValidationError as exc:
         raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            # No echo of the input: it may be bytes that are not text (not JSON-encodable).
+            [{**e, "loc": ("body", *e["loc"])}
+             for e in exc.errors(include_url=False, include_input=False)]
         ) from None
 
 

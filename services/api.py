@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+import asyncpg
 from fastapi import Depends, FastAPI, Response
-from fastapi.responses import JSONResponse
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from e911_router.routes import router as e911_router
@@ -52,6 +54,26 @@ def _scope(name: str) -> dict:
     return {"dependencies": [Depends(require_scope(name))], "responses": AUTH_RESPONSES}
 
 
+async def _bad_data(_request, exc: asyncpg.DataError) -> JSONResponse:
+    """Input Postgres cannot store (a NUL character, a number out of range) that a route's
+    own checks let through: the client's error (422, saying what), not the server's."""
+    return JSONResponse({"detail": f"invalid value: {exc}"}, status_code=422)
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's schema, with the 422 body as the routes really send it: pydantic's list of
+    field errors, or a message (a string or an object) from a route's own checks."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        err = schema.get("components", {}).get("schemas", {}).get("HTTPValidationError")
+        if err is not None:
+            listed = err["properties"]["detail"]
+            err["properties"]["detail"] = {"title": "Detail", "anyOf": [
+                listed, {"type": "string"}, {"type": "object"}]}  # fmt: skip
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def create_app(node, keys: KeyStore | None = None) -> FastAPI:
     """`keys`: where API keys are looked up (default: the node's Postgres)."""
     from services.config import Settings
@@ -71,6 +93,8 @@ def create_app(node, keys: KeyStore | None = None) -> FastAPI:
     app.include_router(referrals_router, **_scope("referrals"))
     app.include_router(provisioning_router, **_scope("provisioning"))
     app.add_middleware(RedMiddleware)
+    app.add_exception_handler(asyncpg.DataError, _bad_data)
+    app.openapi = lambda: _openapi(app)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict:
@@ -82,7 +106,7 @@ def create_app(node, keys: KeyStore | None = None) -> FastAPI:
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 

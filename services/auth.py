@@ -201,9 +201,6 @@ class ApiAuth:
 
     async def authenticate(self, presented: str | None, client: str) -> ApiKey:
         now = self.clock()
-        if self._failures.retry_after(client, now):
-            raise self._refuse("throttled", client, 429, "too many failed API keys from this "
-                               "address; wait", self._failures.retry_after(client, now))  # fmt: skip
         key = await self._verify(presented, client, now)
         if not self._rates.take(key.key_id, now, rate=key.rate_per_second,
                                 burst=max(1.0, key.rate_per_second)):  # fmt: skip
@@ -221,18 +218,24 @@ class ApiAuth:
         if hit is not None and hit[1] > now:
             return hit[0]
         m = KEY_RE.fullmatch(presented)
-        cause = "malformed"
-        if m is not None:
-            stored = await self.store.get(m.group(1))
-            cause = "unknown" if stored is None else "revoked" if stored.revoked else "wrong"
-            if stored is not None and not stored.revoked:
-                # The hash runs in a thread: the edge may share this process's loop.
-                got = await asyncio.to_thread(hash_secret, m.group(2), stored.salt)
-                if hmac.compare_digest(got, stored.secret_hash):
-                    if len(self._cache) >= self.CACHE_MAX:
-                        self._cache.clear()
-                    self._cache[digest] = (stored.key, now + self.cache_seconds)
-                    return stored.key
+        if m is None:
+            raise self._refuse("malformed", client)
+        # Past here a key costs a lookup and a hash: an address that sent too many bad ones
+        # waits (keys it already proved, above, still work).
+        wait = self._failures.retry_after(client, now)
+        if wait:
+            raise self._refuse("throttled", client, 429, "too many failed API keys from this "
+                               "address; wait", wait)  # fmt: skip
+        stored = await self.store.get(m.group(1))
+        cause = "unknown" if stored is None else "revoked" if stored.revoked else "wrong"
+        if stored is not None and not stored.revoked:
+            # The hash runs in a thread: the edge may share this process's loop.
+            got = await asyncio.to_thread(hash_secret, m.group(2), stored.salt)
+            if hmac.compare_digest(got, stored.secret_hash):
+                if len(self._cache) >= self.CACHE_MAX:
+                    self._cache.clear()
+                self._cache[digest] = (stored.key, now + self.cache_seconds)
+                return stored.key
         self._failures.take(client, now)
         raise self._refuse(cause, client)
 

@@ -81,13 +81,17 @@ async def test_keys_verify_and_are_stored_only_hashed() -> None:
     assert await status(checker, key[:-1] + ("A" if key[-1] != "A" else "B")) == (401, None)
     assert await status(checker, "sipcc_nope") == (401, None)
     assert await status(checker, None) == (401, None)
-    # Three failures from one address use up its allowance: 429 before any hash is tried,
-    # even for a good key; another address is not affected.
-    assert await status(checker, "x" * 20) == (401, None)
-    assert (await status(checker, key))[0] == 429
-    assert await status(checker, key, client="203.0.113.9") == "billing-app"
-    clock.now += 20  # one failure's worth refilled (3 a minute)
+    # Three failures (wrong, unknown, wrong) from one address use up its allowance: 429
+    # before any lookup or hash, even for a good key not verified yet; a key this process
+    # already verified still works; another address is not affected.
+    assert await status(checker, "sipcc_000000000000_" + "A" * 43) == (401, None)
+    assert await status(checker, key[:-2] + "AA" if key[-2:] != "AA" else key[:-2] + "BB") == (401, None)
+    other = keys.add("erp", frozenset({"ops"}))
+    assert (await status(checker, other))[0] == 429
     assert await status(checker, key) == "billing-app"
+    assert await status(checker, other, client="203.0.113.9") == "erp"
+    clock.now += 20  # one failure's worth refilled (3 a minute)
+    assert await status(checker, other) == "erp"
 
 
 async def test_a_key_over_its_rate_gets_429_with_retry_after() -> None:
