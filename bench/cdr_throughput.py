@@ -77,6 +77,29 @@ async def publish(stream: str, tag: str, first: int, count: int, rate: float) ->
     await client.aclose()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def reap(p: subprocess.Popen) -> float:
+    """Wait for a child; its CPU seconds (user + system)."""
+    _pid, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def redis_cpu() -> float:
+    client = redisconn.connect(REDIS_URL)
+    info = await client.info("cpu")
+    await client.aclose()
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -126,26 +149,37 @@ async def run(args) -> dict:
     conn = await asyncpg.connect(dsn)
     writers: list[subprocess.Popen] = []
     try:
+        cpu = {"publishers": 0.0}
         if args.preload:
             t_pub = time.time()
             for p in start_publishers(args, stream, tag):
-                p.wait()
+                cpu["publishers"] += reap(p)
             published_in = time.time() - t_pub
+            redis0 = await redis_cpu()
             t0 = time.time()
             writers = start_writers(args.writers, dsn, prefix, args.batch, logdir)
             # Writers' start-up (imports, connections) is not writing: time from the first row.
             while not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM cdrs)"):
                 await asyncio.sleep(0.02)
             t0 = time.time()
+            writers_cpu0 = sum(cpu_seconds(w.pid) for w in writers)  # start-up left out
         else:
             writers = start_writers(args.writers, dsn, prefix, args.batch, logdir)
             await asyncio.sleep(3)  # started and waiting on the stream
+            redis0 = await redis_cpu()
+            writers_cpu0 = sum(cpu_seconds(w.pid) for w in writers)  # start-up left out
             t0 = time.time()
             pubs = start_publishers(args, stream, tag)
         t_end = await wait_rows(conn, args.events, timeout=600)
+        cpu["redis"] = await redis_cpu() - redis0  # the shared server: others' share too
+        cpu["writers"] = sum(cpu_seconds(w.pid) for w in writers) - writers_cpu0
+        backends = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name
+        )
+        cpu["postgres_backends"] = sum(cpu_seconds(r["pid"]) for r in backends)
         if not args.preload:
             for p in pubs:
-                p.wait()
+                cpu["publishers"] += reap(p)
             published_in = None
         lag = await conn.fetchrow(
             "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY l) AS p50, "
@@ -175,6 +209,10 @@ async def run(args) -> dict:
         "lag_p50_s": float(lag["p50"]), "lag_p99_s": float(lag["p99"]),
         "lag_max_s": float(lag["max"]), "rows": lag["n"], "distinct_calls": lag["distinct_calls"],
         "load_before": args.load_before,
+        # CPU seconds per part over the run, and per 1,000 events (Redis is the shared
+        # server: other users' commands count too).
+        "cpu_s": {k: round(v, 2) for k, v in cpu.items()},
+        "cpu_ms_per_1000_events": {k: round(1e6 * v / args.events, 1) for k, v in cpu.items()},
     }  # fmt: skip
 
 

@@ -30,6 +30,7 @@ from services.redisbatch import RedisBatcher
 
 log = logs.get("cdr")
 GROUP = "cdr-writers"
+MAX_PER_ENTRY = 100  # events the publisher puts in one stream entry at most
 
 
 @dataclass(slots=True)
@@ -96,7 +97,7 @@ class CdrPublisher:
 
     def __init__(
         self, client: aioredis.Redis, stream: str, spool: CdrSpool | None = None,
-        max_per_entry: int = 500,
+        max_per_entry: int = MAX_PER_ENTRY,
     ) -> None:  # fmt: skip
         self._r = RedisBatcher(client)
         self._client = client
@@ -240,6 +241,7 @@ class CdrWriter:
         self._r = client
         self.stream = stream
         self.batch_max = batch_max
+        self._per_entry = float(MAX_PER_ENTRY)  # events per stream entry, recent average
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.claim_idle_ms = claim_idle_ms
         self.linger = linger
@@ -273,12 +275,12 @@ class CdrWriter:
                     next_upkeep = now + 1.0
                 await self._claim_abandoned()
                 resp = await self._r.xreadgroup(
-                    GROUP, self.consumer, {self.stream: ">"}, count=self.batch_max, block=500
+                    GROUP, self.consumer, {self.stream: ">"}, count=self.read_count, block=500
                 )
                 for _stream, entries in resp or []:
                     if entries:
                         await self.write(entries)
-                        if len(entries) < self.batch_max and self.linger:
+                        if len(entries) < self.read_count and self.linger:
                             # Keeping up: let the next batch gather for a moment. Each
                             # batch costs the same round trips whatever its size, and a
                             # trickle of tiny batches spends the CPU the edges need.
@@ -300,6 +302,14 @@ class CdrWriter:
                 # entries stay pending and are retried: the writer must never die quietly.
                 log.warning("cdr_writer_retry", error=repr(exc), exc_info=True)
                 await asyncio.sleep(1)
+
+    @property
+    def read_count(self) -> int:
+        """Entries to read at once. XREADGROUP counts entries, and an entry holds 1 to
+        MAX_PER_ENTRY events: aim at one batch of events per read, so several writers
+        share a backlog evenly, and cap it (batch_max / 4 entries) so a read's memory
+        stays bounded when full entries follow a run of small ones."""
+        return max(1, min(self.batch_max // 4, int(self.batch_max / self._per_entry)))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -329,7 +339,7 @@ class CdrWriter:
         await self._drain_pending()
         while True:
             resp = await self._r.xreadgroup(
-                GROUP, self.consumer, {self.stream: ">"}, count=self.batch_max
+                GROUP, self.consumer, {self.stream: ">"}, count=self.read_count
             )
             entries = resp[0][1] if resp else []
             if not entries:
@@ -339,7 +349,7 @@ class CdrWriter:
     async def _drain_pending(self) -> None:
         while True:
             resp = await self._r.xreadgroup(
-                GROUP, self.consumer, {self.stream: "0"}, count=self.batch_max
+                GROUP, self.consumer, {self.stream: "0"}, count=self.read_count
             )
             entries = resp[0][1] if resp else []
             if not entries:
@@ -349,13 +359,14 @@ class CdrWriter:
     async def _claim_abandoned(self) -> None:
         """XAUTOCLAIM entries a dead writer read but never acknowledged."""
         _next, entries, *_ = await self._r.xautoclaim(
-            self.stream, GROUP, self.consumer, self.claim_idle_ms, "0-0", count=self.batch_max
+            self.stream, GROUP, self.consumer, self.claim_idle_ms, "0-0", count=self.read_count
         )
         if entries:
             await self.write(entries)
 
     async def write(self, entries: list[tuple[bytes, dict]]) -> int:
-        """Store a batch; returns rows inserted. Acknowledges only after the commit.
+        """Store entries in batches of at most batch_max rows; returns rows inserted. Each
+        batch's entries are acknowledged only after its commit.
 
         The events go to Postgres as the JSON they are (COPY into a one-column staging
         table, then json_populate_record): Postgres parses them in C, in its own process,
@@ -363,16 +374,30 @@ class CdrWriter:
         (docs/BENCHMARKS.md). A batch Postgres refuses (a malformed event) is stored again
         one event at a time, so the bad one is logged and skipped, never blocking the rest.
         """
-        t0 = time.perf_counter()
+        inserted = events = 0
+        ids: list = []
         payloads: list[str] = []
         for entry_id, data in entries:
             payload = data.get(b"e") or data.get("e")
             if isinstance(payload, bytes):
                 payload = payload.decode("utf-8", "replace")
-            if not payload:
+            lines = payload.split("\n") if payload else []  # an entry may carry several
+            if not lines:
                 log.error("cdr_event_malformed", entry=entry_id, error="no 'e' field", data=data)
-                continue
-            payloads.extend(payload.split("\n"))  # one entry may carry several events
+            if payloads and len(payloads) + len(lines) > self.batch_max:
+                inserted += await self._write_batch(ids, payloads)
+                ids, payloads = [], []
+            ids.append(entry_id)
+            payloads.extend(lines)
+            events += len(lines)
+        if ids:
+            inserted += await self._write_batch(ids, payloads)
+        if entries:
+            self._per_entry = max(1.0, (self._per_entry + events / len(entries)) / 2)
+        return inserted
+
+    async def _write_batch(self, ids: list, payloads: list[str]) -> int:
+        t0 = time.perf_counter()
         inserted = 0
         if payloads:
             try:
@@ -380,7 +405,6 @@ class CdrWriter:
             except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
                 log.warning("cdr_batch_refused", error=str(exc), events=len(payloads))
                 inserted = await self._store_each(payloads)
-        ids = [e for e, _ in entries]
         async with self._r.pipeline(transaction=False) as p:
             p.xack(self.stream, GROUP, *ids)
             p.xdel(self.stream, *ids)

@@ -10,6 +10,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
+from services import metrics
 from services.cdr import CdrEvent, CdrPublisher, CdrWriter
 
 
@@ -96,3 +97,19 @@ async def test_an_event_of_a_month_without_partition_gets_one(pool, pg, redis_cl
     assert len(entries) == 1  # one loop turn, one entry
     assert await writer.write(entries) == 2
     assert await pg.fetchval("SELECT to_regclass('cdrs_2034_02') IS NOT NULL")
+
+
+async def test_batches_hold_at_most_batch_max_rows(pool, pg, redis_client, redis_prefix) -> None:
+    stream = f"{redis_prefix}cdr-{uuid.uuid4().hex[:6]}"
+    pub = CdrPublisher(redis_client, stream)
+    writer = CdrWriter(pool, redis_client, stream, consumer="t5", batch_max=150)
+    await writer.ensure_group()
+    now = datetime.now(UTC)
+    await asyncio.gather(*(pub.publish(event(i, now)) for i in range(230)))  # 3 full entries
+    entries = (await redis_client.xreadgroup("cdr-writers", "t5", {stream: ">"}, count=10))[0][1]
+    before = metrics.REGISTRY.get_sample_value("sipcc_cdr_batch_seconds_count")
+    assert await writer.write(entries) == 230
+    batches = metrics.REGISTRY.get_sample_value("sipcc_cdr_batch_seconds_count") - before
+    assert await pg.fetchval("SELECT count(*) FROM cdrs") == 230
+    # Entries of 100, 100 and 30 events (an entry is never split): 100 | 100 + 30.
+    assert batches == 2 and await redis_client.xlen(stream) == 0
