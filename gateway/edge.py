@@ -41,6 +41,7 @@ from gateway.transports import Transports
 from rater.numbers import analyse
 from services import logs, metrics
 from services.cdr import CdrEvent
+from services.ratelimit import KeyedBuckets
 
 log = logs.get("edge")
 
@@ -107,6 +108,9 @@ class Edge:
         self.readback: readback.ReadBack | None = None  # 933 answered here (set by start)
         # 911 attempts given up by a failover, by branch: a late 2xx is ACKed and hung up.
         self._abandoned: dict[str, _Abandoned] = {}
+        # A scanner's INVITEs from unknown sources: logged at most ~1/s, the rest counted.
+        self._unknown_log = KeyedBuckets(rate=1, burst=5, max_keys=1)
+        self._unknown_unlogged = 0
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -343,9 +347,14 @@ class Edge:
             headers += list(outcome.headers)
             call.final_status = outcome.status
             self._respond(call.server_tx, call.invite, outcome.status, None, headers)
-            # A digest challenge is a step of the call setup, not an attempt: no CDR.
+            # A digest challenge is a step of the call setup, not an attempt: no CDR. Nor
+            # is an INVITE from a source no trunk owns (A8): scanners would grow the cdrs
+            # table without bound; it is counted (admission_rejections_total) and logged.
+            unknown = outcome.rule == "A8" and outcome.trunk is None
+            if unknown and outcome.status != 407:
+                self._log_unknown_source(call)
             await self._finish(call, "rejected", outcome.status, f"{outcome.rule}: {outcome.reason}",
-                               record=outcome.status != 407)  # fmt: skip
+                               record=outcome.status != 407 and not unknown)  # fmt: skip
             return
         if call.cancelled:
             call.final_status = 487
@@ -360,6 +369,16 @@ class Edge:
         assert self._loop is not None
         call.timers.append(self._loop.call_later(self.ring_timeout_seconds, self._ring_timeout, call))
         self._persist(call)
+
+    def _log_unknown_source(self, call: Call) -> None:
+        if not self._unknown_log.take(None, self.now()):
+            self._unknown_unlogged += 1
+            return
+        log.info("unknown_source_refused", source=call.source[0], rule="A8",
+                 user_agent=_printable(call.invite.headers.get("User-Agent") or ""),
+                 dnis=_printable(dialled_user(call.invite)),
+                 not_logged_since_last=self._unknown_unlogged)  # fmt: skip
+        self._unknown_unlogged = 0
 
     def _forward_invite(self, call: Call) -> None:
         """Send the INVITE on to the outcome's current target: a new client transaction

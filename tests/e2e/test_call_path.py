@@ -89,13 +89,22 @@ async def test_two_trunks_admit_two_of_five(pg, start_node, carrier, redis_clien
 
 
 @pytest.mark.rule("A8")
-async def test_unknown_source_gets_403(pg, start_node, carrier, tmp_path) -> None:
+async def test_unknown_source_gets_403_and_no_cdr(pg, start_node, carrier, tmp_path) -> None:
     node = await start_node(example(trunks=2))
     inf = write_injection(tmp_path / "calls.csv", [(NEW_YORK, "+17275550100")])
     result = run_uac(tmp_path / "uac", f"127.0.0.1:{node.sip_port}", inf, calls=1, rate=1,
                      limit=1, duration_ms=100, ip="127.0.0.9", timeout=10)  # fmt: skip
     assert result.returncode != 0  # the scenario expects 200 or 503; 403 fails the call
     assert 'sipcc_admission_rejections_total{cause="A8"} 1.0' in node.metrics()
+    assert '"unknown_source_refused"' in node.log()
+    # No CDR for it (a scanner must not grow the table): a call from the PBX placed after
+    # it is the only row (the edge publishes in order, so the refusal's would come first).
+    ok = run_uac(tmp_path / "ok", f"127.0.0.1:{node.sip_port}", inf, calls=1, rate=1,
+                 limit=1, duration_ms=100)  # fmt: skip
+    assert ok.returncode == 0, ok.output + node.log()
+    assert await wait_rows(pg, 1) == 1
+    rows = await pg.fetch("SELECT disposition, sip_status FROM cdrs")
+    assert [(r["disposition"], r["sip_status"]) for r in rows] == [("answered", 200)]
 
 
 @pytest.mark.rule("A6")
