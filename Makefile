@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint sipp espeak pango promtool venv clean
+.PHONY: run test lint sipp espeak pango promtool faultdeps venv clean
 
 venv: $(STAMP)
 
@@ -54,10 +54,20 @@ promtool:
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; fi
 	@command -v kubectl >/dev/null 2>&1 || echo "warning: kubectl (kustomize) missing: tests/deploy will say so"
 
+# The CDR fault tests crash and restart a Redis and a Postgres of their own (never the shared
+# ones, tests/support/private_services.py): they need redis-server and Postgres' server
+# binaries (initdb, pg_ctl).
+faultdeps:
+	@if ! command -v redis-server >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  echo "installing redis-server and postgresql for the CDR fault tests (apt-get install redis-server postgresql)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server postgresql; fi
+
 run: venv pango espeak
 	$(BIN)/python -m services.launch
 
-test: venv sipp espeak pango promtool
+test: venv sipp espeak pango promtool faultdeps
 	$(BIN)/python -m pytest
 
 lint: venv

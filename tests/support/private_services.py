@@ -20,7 +20,20 @@ import redis as redis_sync
 
 from tests.support.node import free_port
 
-PG_BIN = Path(os.environ.get("SIPCC_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _pg_bin() -> Path:
+    """SIPCC_TEST_PG_BIN, else the newest Debian server install, else initdb on PATH."""
+    if os.environ.get("SIPCC_TEST_PG_BIN"):
+        return Path(os.environ["SIPCC_TEST_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                   key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)  # fmt: skip
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 
 
 class PrivateRedis:
@@ -124,7 +137,7 @@ class PrivatePostgres:
 def private_postgres():
     """One private cluster per test session (initdb takes seconds); tests create databases."""
     if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"no initdb in {PG_BIN}: install postgresql (or set SIPCC_TEST_PG_BIN)")
+        pytest.fail(f"no initdb in {PG_BIN}: `make test` installs postgresql (or set SIPCC_TEST_PG_BIN)")
     # Not under pytest's temporary root: pytest makes that 0700 for root (any concurrent
     # session re-applies it), and the cluster runs as the `postgres` user.
     workdir = Path(tempfile.mkdtemp(prefix="sipcc-test-pg-"))
