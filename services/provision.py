@@ -281,6 +281,9 @@ class CustomerIn(_Strict):
     high_cost_allowed: list[Prefix] = []  # A5: high-cost prefixes unblocked on request
     term_start: date | None = None  # R15: prices do not rise during the initial term
     initial_term_months: int | None = Field(default=None, ge=1, le=240)
+    # Toll-fraud caps across all of its trunk groups (docs/SECURITY.md); none = no cap.
+    max_concurrent_calls: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_calls_per_second: int | None = Field(default=None, ge=1, le=10_000)
     trunk_groups: list[TrunkGroupIn] = []
     numbers: list[NumbersIn] = []
     e911_webhook: Webhook | None = None  # on-site notification of every 911 call
@@ -480,19 +483,22 @@ WHERE rate_plan_versions.rates IS DISTINCT FROM EXCLUDED.rates
 """
 _UPSERT_CUSTOMER = """
 INSERT INTO customers (id, name, status, rate_plan_id, credit_limit, high_cost_allowed,
-                       term_start, initial_term_months, status_reason)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                       term_start, initial_term_months, status_reason,
+                       max_concurrent_calls, max_calls_per_second)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, status = EXCLUDED.status,
     rate_plan_id = EXCLUDED.rate_plan_id, credit_limit = EXCLUDED.credit_limit,
     high_cost_allowed = EXCLUDED.high_cost_allowed, term_start = EXCLUDED.term_start,
     initial_term_months = EXCLUDED.initial_term_months,
-    status_reason = EXCLUDED.status_reason, updated_at = now()
+    status_reason = EXCLUDED.status_reason, max_concurrent_calls = EXCLUDED.max_concurrent_calls,
+    max_calls_per_second = EXCLUDED.max_calls_per_second, updated_at = now()
 WHERE (customers.name, customers.status, customers.rate_plan_id, customers.credit_limit,
        customers.high_cost_allowed, customers.term_start, customers.initial_term_months,
-       customers.status_reason)
+       customers.status_reason, customers.max_concurrent_calls, customers.max_calls_per_second)
    IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.status, EXCLUDED.rate_plan_id,
        EXCLUDED.credit_limit, EXCLUDED.high_cost_allowed, EXCLUDED.term_start,
-       EXCLUDED.initial_term_months, EXCLUDED.status_reason)
+       EXCLUDED.initial_term_months, EXCLUDED.status_reason,
+       EXCLUDED.max_concurrent_calls, EXCLUDED.max_calls_per_second)
 """
 _DELETE_BLOCKED = "DELETE FROM blocked_sources WHERE NOT (network = ANY($1::cidr[]))"
 _UPSERT_BLOCKED = """
@@ -515,7 +521,10 @@ WHERE (trunk_groups.trunks, trunk_groups.source_ips, trunk_groups.ani_precedence
        EXCLUDED.carrier_id, EXCLUDED.digest_username, EXCLUDED.digest_realm, EXCLUDED.digest_ha1)
 """
 # A TN the customer already holds keeps its ownership dates (a new FOC moves a pending
-# port-in); a new or released TN is owned from its FOC, else from now (A3, R4).
+# port-in). A TN new to the store is owned from its FOC, else with no start (NULL: since it
+# was assigned, so calls rated for earlier days still find it); a TN taken over from
+# another customer is owned from its FOC, else from now — the earlier days were not its.
+# (A3, R4)
 _UPDATE_HELD_NUMBER = """
 UPDATE numbers SET trunk_group_id = $3, origin = $4,
     owned_from = coalesce($5, owned_from), updated_at = now()
@@ -524,10 +533,10 @@ WHERE tn = $1 AND customer_id = $2
 """
 _ASSIGN_NUMBER = """
 INSERT INTO numbers (tn, customer_id, trunk_group_id, origin, owned_from)
-VALUES ($1, $2, $3, $4, coalesce($5, now()))
+VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (tn) DO UPDATE SET customer_id = EXCLUDED.customer_id,
     trunk_group_id = EXCLUDED.trunk_group_id, origin = EXCLUDED.origin, state = 'active',
-    owned_from = EXCLUDED.owned_from, owned_until = NULL, updated_at = now()
+    owned_from = coalesce(EXCLUDED.owned_from, now()), owned_until = NULL, updated_at = now()
 """
 # B5 reads port-ins (and their FOC) from billing's events, the one record of dated events.
 _PORT_IN_EVENT = """
@@ -589,6 +598,7 @@ async def apply(
                     _UPSERT_CUSTOMER, cust.id, cust.name, cust.status, cust.rate_plan,
                     cust.credit_limit, list(cust.high_cost_allowed), cust.term_start,
                     cust.initial_term_months, cust.status_reason,
+                    cust.max_concurrent_calls, cust.max_calls_per_second,
                 )
             )  # fmt: skip
             for tg in cust.trunk_groups:
