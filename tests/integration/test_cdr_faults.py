@@ -131,9 +131,27 @@ async def test_writer_killed_mid_batch_and_restarted(pg, pg_dsn, redis_client, r
         pub = CdrPublisher(redis_client, redis_prefix + stream)
         publishing = asyncio.create_task(publish_steadily(pub))
         assert 0 < await wait_rows(pg_dsn, 400, 30) < CALLS
-        node.kill()  # SIGKILL: whatever batch it was in is left read and unacknowledged
+        # Hold the writer inside a batch: a lock that its INSERT waits behind, taken
+        # after it read and staged the events and before it could commit or acknowledge.
+        blocker = await asyncpg.connect(pg_dsn)
+        lock = blocker.transaction()
+        await lock.start()
+        await blocker.execute("LOCK TABLE cdrs IN SHARE ROW EXCLUSIVE MODE")
+        for _ in range(100):
+            waiting = await pg.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND datname = current_database() AND query LIKE 'INSERT INTO cdrs%'"
+            )
+            if waiting:
+                break
+            await asyncio.sleep(0.1)
+        assert waiting == 1
         killed_at = await count_rows(pg_dsn)
-        await asyncio.sleep(0.5)
+        node.kill()  # SIGKILL mid-batch: read, staged, neither committed nor acknowledged
+        pending = await redis_client.xpending(redis_prefix + stream, GROUP)
+        await lock.rollback()
+        await blocker.close()
+        assert pending["pending"] > 0
         node.restart()
         await publishing
         assert await wait_rows(pg_dsn, CALLS, 60) == CALLS, node.log()
