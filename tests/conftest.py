@@ -52,8 +52,15 @@ def pg_dsn() -> str:
 
 
 @pytest.fixture
-async def pg(pg_dsn: str):
-    """A connection to the run's database, emptied before the test."""
+async def pg(pg_dsn: str, redis_prefix: str):
+    """A connection to the run's database, emptied before the test — and the run's Redis
+    keys with it: a slot lease or dialog an earlier test's killed node left behind (they
+    live until their TTL) must not take a trunk of this test's calls."""
+    client = redis_sync.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=redis_prefix + "*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
     conn = await asyncpg.connect(pg_dsn)
     await conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
     yield conn
