@@ -45,7 +45,7 @@ def to_record(call: Call, now_mono: float, now_wall: datetime) -> str:
         rec["outcome"] = {
             "decision": d, "trunk": o.trunk.id if o.trunk else None, "addr": o.addr,
             "request_uri": o.request_uri, "slot_held": o.slot_held,
-            "emergency_level": o.emergency_level,
+            "customer_lease": o.customer_lease, "emergency_level": o.emergency_level,
         }  # fmt: skip
     return json.dumps(rec, separators=(",", ":"))
 

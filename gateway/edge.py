@@ -38,6 +38,7 @@ from gateway.sip.transactions import (
 )
 from gateway.sip.transactions import State as TxState
 from gateway.transports import Transports
+from rater.caps import lease_key
 from rater.numbers import analyse
 from services import logs, metrics
 from services.cdr import CdrEvent
@@ -884,10 +885,15 @@ class Edge:
 
     async def _release(self, call: Call) -> None:
         o: Outcome | None = call.outcome
-        if o is not None and o.slot_held and o.trunk is not None:
-            o.slot_held = False
-            metrics.slots_in_use.dec()
-            await self.router.slots.release(o.trunk.id, call.call_id)
+        if o is None:
+            return
+        try:
+            if o.slot_held and o.trunk is not None:
+                o.slot_held = False
+                metrics.slots_in_use.dec()
+                await self.router.slots.release(o.trunk.id, call.call_id)
+        finally:
+            await self.router.release_customer(o, call.call_id)
 
     async def _refresh_slots(self) -> None:
         while True:
@@ -896,6 +902,11 @@ class Edge:
                 (c.outcome.trunk.id, c.call_id)
                 for c in self.calls.values()
                 if c.outcome and c.outcome.slot_held and c.outcome.trunk
+            ]
+            leases += [
+                (lease_key(c.outcome.trunk.customer_id), c.call_id)
+                for c in self.calls.values()
+                if c.outcome and c.outcome.customer_lease and c.outcome.trunk
             ]
             try:
                 await self.router.slots.refresh(leases)
@@ -946,6 +957,7 @@ def _call_from_record(rec: dict, inv, now: float, wall: datetime) -> Call:
             trunk=inv.trunk_groups.get(o["trunk"]) if o["trunk"] else None,
             request_uri=o["request_uri"], addr=tuple(o["addr"]) if o["addr"] else None,
             slot_held=o["slot_held"], emergency_level=o["emergency_level"],
+            customer_lease=o.get("customer_lease", False),  # records from before 0010
         )  # fmt: skip
     return call
 

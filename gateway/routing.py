@@ -3,7 +3,9 @@
 Kept apart from the protocol core: the edge hands an INVITE and its source here and gets
 back an Outcome — forward to a target, or refuse with a status and a reason that cites the
 SPEC rule. Trunk identification (A8), ANI (A4), the rater's decision, and the trunk slot
-(A1) happen here in that order; 911 skips the slot (E7).
+(A1) happen here in that order; 911 skips the slot (E7). Before the slot, the customer's
+toll-fraud caps (rater/caps.py): new calls per second and concurrent calls across all of
+its trunk groups — 911 never meets them either.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from gateway.proxy import host_port
 from gateway.sip.digest import Credential, DigestAuthenticator, credentials_username
 from gateway.sip.headers import parse_name_addr, parse_uri
 from gateway.sip.message import Request, SipError
-from rater.admission import SlotStore
+from rater.admission import REDIS_DOWN, FailOpen, SlotStore
+from rater.caps import CustomerCaps
 from rater.credit import CreditGuard
 from rater.decision import CallFacts, Decision, decide
 from rater.numbers import normalize
@@ -40,6 +43,7 @@ class Outcome:
     request_uri: str | None = None
     addr: tuple[str, int] | None = None
     slot_held: bool = False
+    customer_lease: bool = False  # a lease of the customer's concurrent-call cap (caps.py)
     emergency_level: str | None = None
     headers: tuple[tuple[str, str], ...] = ()  # extra headers of a refusal (challenges)
     e911: E911Route | None = None  # a 911 call: its level and targets, in order (E1-E7)
@@ -98,9 +102,13 @@ class Router:
         auth: DigestAuthenticator | None = None,
         credit: CreditGuard | None = None,
         e911_notifier=None,  # e911_router.notify.Notifier: on-site notification per 911 call
+        caps: CustomerCaps | None = None,
+        fail_open: FailOpen | None = None,  # None: Redis down → the error (fail-closed)
     ) -> None:
         self._inventory = inventory
         self.slots = slots
+        self.caps = caps
+        self.fail_open = fail_open
         self.auth = auth
         self.credit = credit
         self.e911_notifier = e911_notifier
@@ -164,7 +172,12 @@ class Router:
                       source_ip=source_ip, user_agent=req.headers.get("User-Agent")),
         )  # fmt: skip
         if self.credit is not None:
-            decision = await self.credit.admit(decision)  # rule A6; 911 passes (E7)
+            try:
+                decision = await self.credit.admit(decision)  # rule A6; 911 passes (E7)
+            except REDIS_DOWN as exc:
+                if self.fail_open is None:
+                    raise
+                self.fail_open.degraded("credit", exc)  # fail-open: A6 unchecked meanwhile
         out = Outcome(decision, tg)
         if decision.action == "reject":
             metrics.admission_rejections_total.labels(cause=decision.rule or "other").inc()
@@ -185,7 +198,23 @@ class Router:
             out.status, out.reason, out.rule = 503, "no route to a carrier", "R3"
             return out
         out.request_uri, out.addr = target_for(carrier.gateway_uri, decision.dnis)
-        if not await self.slots.acquire(tg.id, call_id, tg.trunks):
+        customer = inv.customers.get(tg.customer_id)
+        if self.caps is not None and customer is not None:
+            refusal, out.customer_lease = await self.caps.admit(customer, call_id)
+            if refusal is not None:
+                metrics.admission_rejections_total.labels(cause=refusal.cause).inc()
+                # 503 like a full trunk group (A1): "not now"; the cap is named (A7).
+                out.status, out.rule, out.reason = 503, "A7", refusal.reason
+                if refusal.retry_after is not None:
+                    out.headers = (("Retry-After", str(refusal.retry_after)),)
+                return out
+        acquired = False
+        try:
+            acquired = await self.slots.acquire(tg.id, call_id, tg.trunks)
+        finally:
+            if not acquired:  # refused or Redis away: the customer's lease goes back too
+                await self.release_customer(out, call_id)
+        if not acquired:
             metrics.admission_rejections_total.labels(cause="A1").inc()
             out.status, out.rule = 503, "A1"
             out.reason = f"all {tg.trunks} trunks of {tg.id} are in use"
@@ -195,6 +224,13 @@ class Router:
         metrics.admissions_total.labels(direction="outbound").inc()
         metrics.decision_seconds.observe(time.perf_counter() - t0)
         return out
+
+    async def release_customer(self, out: Outcome, call_id: str) -> None:
+        """Give back the customer's concurrent-call lease, once (the edge's end of a call
+        and a refusal after the lease both come here)."""
+        if out.customer_lease and out.trunk is not None and self.caps is not None:
+            out.customer_lease = False
+            await self.caps.release(out.trunk.customer_id, call_id)
 
     def _emergency(self, inv: Inventory, req: Request, tg: TrunkGroup, out: Outcome,
                    call_id: str) -> None:  # fmt: skip

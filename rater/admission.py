@@ -7,6 +7,12 @@ only under the limit; release removes the call's member and says whether it was 
 slot is released exactly once however many times the edge tries. A crashed edge's leases
 are not refreshed and expire by themselves: counters never stay high, and being a set
 they can never go negative.
+
+When Redis cannot be reached, SIPCC_ADMISSION_ON_REDIS_DOWN says what the edge does:
+fail-closed (the default: the error reaches the edge, which answers 503) or fail-open
+(`FailOpenSlots`: this edge counts leases in its own memory until Redis answers again, so
+each edge alone holds a trunk group to its channels — N edges may admit up to N times
+them). docs/SECURITY.md, "Degraded dependencies".
 """
 
 from __future__ import annotations
@@ -17,7 +23,15 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from services import logs, metrics
+from services.ratelimit import KeyedBuckets
 from services.redisbatch import RedisBatcher
+
+log = logs.get("admission")
+
+# What "Redis is unreachable" looks like from redis-py (a refused or dropped connection, a
+# timeout, no free connection in the pool): not a Lua or data error, which stay errors.
+REDIS_DOWN = (aioredis.ConnectionError, aioredis.TimeoutError, OSError)
 
 _ACQUIRE = """
 local now = redis.call('TIME')
@@ -127,3 +141,54 @@ class LocalSlots:
 
     async def in_use(self, trunk_group: str) -> int:
         return len(self._live(trunk_group))
+
+
+class FailOpen:
+    """The record of each admission made without Redis: counted per part, logged at most
+    once per part per 10 s (a busy edge would otherwise log every call)."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self._clock = clock
+        self._log = KeyedBuckets(rate=0.1, burst=1, max_keys=16)
+
+    def degraded(self, part: str, exc: BaseException) -> None:
+        metrics.admission_degraded_total.labels(part=part).inc()
+        if self._log.take(part, self._clock()):
+            log.warning("admission_fail_open", part=part, error=repr(exc),
+                        note="Redis unreachable: admitted on this edge's own counts")  # fmt: skip
+
+
+class FailOpenSlots:
+    """Leases in Redis; while it is unreachable, in this edge's `LocalSlots`. A lease taken
+    locally is released and refreshed locally (it was never in Redis)."""
+
+    def __init__(self, shared: SlotStore, local: LocalSlots, fail_open: FailOpen) -> None:
+        self.shared = shared
+        self.local = local
+        self.fail_open = fail_open
+        self._local_leases: set[tuple[str, str]] = set()
+
+    async def acquire(self, trunk_group: str, call_id: str, limit: int) -> bool:
+        try:
+            return await self.shared.acquire(trunk_group, call_id, limit)
+        except REDIS_DOWN as exc:
+            part = "customer_calls" if trunk_group.startswith("customer:") else "trunk_slots"
+            self.fail_open.degraded(part, exc)
+        got = await self.local.acquire(trunk_group, call_id, limit)
+        if got:
+            self._local_leases.add((trunk_group, call_id))
+        return got
+
+    async def release(self, trunk_group: str, call_id: str) -> bool:
+        if (trunk_group, call_id) in self._local_leases:
+            self._local_leases.discard((trunk_group, call_id))
+            return await self.local.release(trunk_group, call_id)
+        return await self.shared.release(trunk_group, call_id)
+
+    async def refresh(self, leases: list[tuple[str, str]]) -> int:
+        mine = [lease for lease in leases if lease in self._local_leases]
+        n = await self.local.refresh(mine)
+        return n + await self.shared.refresh([ls for ls in leases if ls not in self._local_leases])
+
+    async def in_use(self, trunk_group: str) -> int:
+        return await self.shared.in_use(trunk_group)

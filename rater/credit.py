@@ -13,6 +13,11 @@ added while Postgres was being read is kept. Calls published but not yet written
 CDR writer at that moment are missing until the next reconcile (an undercount of a few
 milliseconds of traffic, never a double count).
 
+Spend velocity (docs/SECURITY.md, "Toll fraud"): `add_usage` also adds the amount to a
+per-minute sorted set of customers, `{prefix}spend:{YYYYmmddHHMM}` (minute of the rating,
+UTC, kept two hours); `top_spenders` sums the last 60 of them for the few customers who
+spent most in the last hour (services/spend.py exports them for the alert).
+
 Without Redis (a single dev process), `CreditGuard.local()` keeps the counters in memory.
 """
 
@@ -20,13 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
 import redis.asyncio as aioredis
 
 from rater.decision import Decision
+from services import metrics
 from services.inventory import Inventory
 from services.redisbatch import RedisBatcher
 
@@ -59,6 +65,21 @@ def over_limit(usage: Decimal, limit: Decimal | None) -> bool:
     return limit is not None and usage > limit
 
 
+SPEND_WINDOW_MINUTES = 60
+_SPEND_TTL_SECONDS = 2 * 3600
+
+
+def spend_minutes(now: datetime, minutes: int = SPEND_WINDOW_MINUTES) -> list[str]:
+    """The minute buckets of the sliding window ending at `now`, newest first."""
+    now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
+    return [f"{now - timedelta(minutes=i):%Y%m%d%H%M}" for i in range(minutes)]
+
+
+def biggest(totals: Iterable[tuple[str, int]], n: int) -> list[tuple[str, int]]:
+    """The `n` largest positive totals, largest first (ties by customer id)."""
+    return sorted(((c, u) for c, u in totals if u > 0), key=lambda t: (-t[1], t[0]))[:n]
+
+
 class _RedisCounters:
     def __init__(self, client: aioredis.Redis) -> None:
         self._r = RedisBatcher(client)
@@ -74,10 +95,40 @@ class _RedisCounters:
         )
         return int(total)
 
+    async def add_spend(self, key: str, customer_id: str, units: int) -> None:
+        await _gather(
+            self._r.execute("ZINCRBY", key, units, customer_id),
+            self._r.execute("EXPIRE", key, _SPEND_TTL_SECONDS),
+        )
+
+    async def spend_totals(self, keys: list[str]) -> list[tuple[str, int]]:
+        flat = await self._r.execute("ZUNION", len(keys), *keys, "WITHSCORES")
+        return [
+            (_text(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)
+        ]
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v
+
 
 class _LocalCounters:
     def __init__(self) -> None:
         self._values: dict[str, int] = {}
+        self._spend: dict[str, dict[str, int]] = {}
+
+    async def add_spend(self, key: str, customer_id: str, units: int) -> None:
+        if key not in self._spend and len(self._spend) >= 2 * SPEND_WINDOW_MINUTES:
+            del self._spend[min(self._spend)]  # the oldest minute: memory stays bounded
+        minute = self._spend.setdefault(key, {})
+        minute[customer_id] = minute.get(customer_id, 0) + units
+
+    async def spend_totals(self, keys: list[str]) -> list[tuple[str, int]]:
+        out: dict[str, int] = {}
+        for key in keys:
+            for cid, units in self._spend.get(key, {}).items():
+                out[cid] = out.get(cid, 0) + units
+        return list(out.items())
 
     async def get(self, key: str) -> int:
         return self._values.get(key, 0)
@@ -132,7 +183,22 @@ class CreditGuard:
         returns the period's new total. Zero amounts cost no round trip."""
         if not amount:
             return await self.usage(customer_id, at)
-        return from_units(await self._c.incr(self.key(customer_id, at), to_units(amount)))
+        units = to_units(amount)
+        metrics.rated_amount_dollars_total.inc(float(amount))
+        total, _ = await _gather(
+            self._c.incr(self.key(customer_id, at), units),
+            # Velocity counts money when it is rated (a long call's whole amount now).
+            self._c.add_spend(self.spend_key(self._clock()), customer_id, units),
+        )
+        return from_units(total)
+
+    def spend_key(self, at: datetime) -> str:
+        return f"{self._prefix}spend:{spend_minutes(at, 1)[0]}"
+
+    async def top_spenders(self, n: int, now: datetime | None = None) -> list[tuple[str, Decimal]]:
+        """The `n` customers with the most rated in the last hour (USD), most first."""
+        keys = [f"{self._prefix}spend:{m}" for m in spend_minutes(now or self._clock())]
+        return [(c, from_units(u)) for c, u in biggest(await self._c.spend_totals(keys), n)]
 
     async def allows(self, customer_id: str | None, at: datetime | None = None) -> bool:
         """A6: may this customer start a call now? Customers without a limit never wait

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -77,6 +78,14 @@ class Settings(BaseSettings):
     # Trunk-group saturation for ops (services/saturation.py): how often, how many by name.
     saturation_sample_seconds: float = Field(default=15, gt=0)
     saturation_top: int = Field(default=10, ge=0, le=100)
+    # Spend velocity (services/spend.py): how often, how many customers by name.
+    spend_sample_seconds: float = Field(default=30, gt=0)
+    spend_top: int = Field(default=10, ge=0, le=100)
+    admission_on_redis_down: Literal["fail-closed", "fail-open"] = Field(
+        default="fail-closed",
+        description="Redis unreachable: refuse ordinary calls (503) or admit them on this "
+        "edge's own counts; 911 goes through either way (docs/SECURITY.md)",
+    )
     drain_seconds: float = Field(
         default=30, ge=0, description="on SIGTERM, how long calls up may go on before they are closed"
     )

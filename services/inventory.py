@@ -189,6 +189,9 @@ class Customer:
     high_cost_allowed: tuple[str, ...] = ()  # A5: prefixes unblocked at the customer's request
     term_start: date | None = None  # R15: prices do not rise during the initial term
     initial_term_months: int | None = None
+    # Toll-fraud caps across all of the customer's trunk groups (rater/caps.py); None = none.
+    max_concurrent_calls: int | None = None
+    max_calls_per_second: int | None = None
 
     def in_initial_term(self, day: int) -> bool:
         if self.term_start is None or not self.initial_term_months:
@@ -370,13 +373,15 @@ async def load(conn: asyncpg.Connection | asyncpg.Pool) -> Inventory:
     for r in await conn.fetch(
         # The credit level is billing's (B10: limit plus deposit) when billing set one.
         """SELECT c.id, name, status, rate_plan_id, cc.credit_limit, high_cost_allowed,
-                  term_start, initial_term_months
+                  term_start, initial_term_months, max_concurrent_calls, max_calls_per_second
            FROM customers c JOIN customer_credit cc ON cc.customer_id = c.id"""
     ):
         inv.customers[r["id"]] = Customer(
             id=r["id"], name=r["name"], status=r["status"], rate_plan_id=r["rate_plan_id"],
             credit_limit=r["credit_limit"], high_cost_allowed=tuple(r["high_cost_allowed"]),
             term_start=r["term_start"], initial_term_months=r["initial_term_months"],
+            max_concurrent_calls=r["max_concurrent_calls"],
+            max_calls_per_second=r["max_calls_per_second"],
         )  # fmt: skip
     for r in await conn.fetch(
         """SELECT id, customer_id, trunks, source_ips, ani_precedence, carrier_id,

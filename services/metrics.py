@@ -264,3 +264,24 @@ sip_guard_banned_sources = Gauge(
     "sipcc_sip_guard_banned_sources", "Sources this edge process holds banned (incl. expired "
     "bans not yet seen again)", registry=REGISTRY,
 )
+# Issue 10: toll fraud and degraded admission (rater/caps.py, rater/admission.py,
+# services/spend.py).
+admission_degraded_total = Counter(
+    "sipcc_admission_degraded_total",
+    "Admission checks made without Redis under SIPCC_ADMISSION_ON_REDIS_DOWN=fail-open, by "
+    "part (trunk_slots, customer_calls, customer_cps, credit)",
+    ["part"],
+    registry=REGISTRY,
+)
+rated_amount_dollars_total = Counter(
+    "sipcc_rated_amount_dollars_total",
+    "Rated amount (USD) of the calls this edge ended, all customers together",
+    registry=REGISTRY,
+)
+customer_spend_last_hour = Gauge(
+    "sipcc_customer_spend_last_hour_dollars",
+    "Rated amount (USD) of calls started in the last hour, shared across edges, for the "
+    "customers spending most only (at most SIPCC_SPEND_TOP, the others' series removed)",
+    ["customer"],
+    registry=REGISTRY,
+)

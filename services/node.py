@@ -27,7 +27,8 @@ from gateway.proxy import Local
 from gateway.routing import Router
 from gateway.sip.digest import DigestAuthenticator
 from gateway.transports import tls_client_context, tls_server_context
-from rater.admission import LocalSlots, RedisSlots, SlotStore
+from rater.admission import FailOpen, FailOpenSlots, LocalSlots, RedisSlots, SlotStore
+from rater.caps import CustomerCaps, FailOpenRate, LocalRate, RateCounter, RedisRate
 from rater.credit import CreditGuard
 from services import api, db, gctune, inventory, logs, metrics, redisconn
 from services.cdr import CdrEvent, CdrPublisher, CdrWriter
@@ -35,6 +36,7 @@ from services.cdr_spool import CdrSpool
 from services.config import LOOPBACK_DATABASE_URL, LOOPBACK_REDIS_URL, Settings
 from services.live_config import InventoryFeed
 from services.saturation import SaturationSampler
+from services.spend import SpendSampler
 from services.workers import WorkerSupervisor
 
 log = logs.get("node")
@@ -110,10 +112,18 @@ class Node:
             self._tasks.append(asyncio.create_task(self.e911_notifier.run()))
         if "gateway" in self.roles:
             slots: SlotStore
+            rate: RateCounter
+            fail_open = None
             if self.redis is not None:
                 slots = RedisSlots(self.redis, s.redis_prefix, s.slot_ttl_seconds)
+                rate = RedisRate(self.redis, s.redis_prefix)
+                if s.admission_on_redis_down == "fail-open":
+                    fail_open = FailOpen()
+                    slots = FailOpenSlots(slots, LocalSlots(s.slot_ttl_seconds), fail_open)
+                    rate = FailOpenRate(rate, LocalRate(), fail_open)
             else:
                 slots = LocalSlots(s.slot_ttl_seconds)
+                rate = LocalRate()
             host, port = s.sip_public
             shared = None
             if s.sip_workers > 1:
@@ -133,7 +143,8 @@ class Node:
             )
             self.edge = Edge(
                 Router(lambda: self.inventory, slots, self._authenticator(), self.credit,
-                       e911_notifier=self.e911_notifier),
+                       e911_notifier=self.e911_notifier, caps=CustomerCaps(slots, rate),
+                       fail_open=fail_open),
                 Local(host, port, s.tls_port if tls_server else None,
                       aliases=(shared,) if shared else ()),
                 self._cdr_sink(),
@@ -158,6 +169,8 @@ class Node:
             if s.worker_index == 0:  # the slots are shared: one sampler per process group
                 sampler = SaturationSampler(slots, lambda: self.inventory, s.saturation_top)
                 self._tasks.append(asyncio.create_task(sampler.run(s.saturation_sample_seconds)))
+                spend = SpendSampler(self.credit, s.spend_top)
+                self._tasks.append(asyncio.create_task(spend.run(s.spend_sample_seconds)))
         if "cdr-writer" in self.roles and self.redis is not None:
             self.writer = CdrWriter(
                 self.pool, self.redis, s.redis_prefix + s.cdr_stream, batch_max=s.cdr_batch_max,

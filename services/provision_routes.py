@@ -174,7 +174,7 @@ def _respond(response: Response, body: dict) -> dict:
 _CUSTOMER_SQL = """
 SELECT c.id, c.name, c.status, c.status_reason, c.rate_plan_id, c.credit_limit,
        c.high_cost_allowed, c.term_start, c.initial_term_months, c.e911_webhook_url,
-       cc.credit_limit AS credit_level
+       c.max_concurrent_calls, c.max_calls_per_second, cc.credit_limit AS credit_level
 FROM customers c JOIN customer_credit cc ON cc.customer_id = c.id"""
 _CUSTOMER_READ_ONLY = frozenset({"id", "credit_level"})
 
@@ -188,6 +188,8 @@ def customer_json(r) -> dict:
         "credit_level": _json(r["credit_level"]),
         "high_cost_allowed": list(r["high_cost_allowed"]), "term_start": _json(r["term_start"]),
         "initial_term_months": r["initial_term_months"], "e911_webhook": r["e911_webhook_url"],
+        "max_concurrent_calls": r["max_concurrent_calls"],
+        "max_calls_per_second": r["max_calls_per_second"],
     }  # fmt: skip
 
 
