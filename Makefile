@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint sipp espeak pango promtool faultdeps venv clean
+.PHONY: run test lint debs-run debs-test venv clean
 
 venv: $(STAMP)
 
@@ -17,57 +17,39 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-# SIPp is the real SIP peer of the integration tests (Debian package sip-tester); Debian's
-# SIPp has no TLS, so the TLS test puts stunnel (stunnel4) in front of it.
-sipp:
-	@if ! command -v sipp >/dev/null 2>&1 || ! command -v stunnel >/dev/null 2>&1; then \
-	  echo "installing SIPp and stunnel (apt-get install sip-tester stunnel4)"; \
+# Debian packages, installed when missing (one apt-get for all of them), and why:
+# - espeak-ng: speaks the registered address to a caller of 933 (gateway/readback.py);
+# - libpango-1.0-0, libpangoft2-1.0-0, fonts-dejavu-core: WeasyPrint's PDF invoices
+#   (services/billing/render.py) load Pango through cffi and need a font;
+# - sip-tester: SIPp, the real SIP peer of the tests; Debian's SIPp has no TLS, so the TLS
+#   test puts stunnel4 in front of it;
+# - prometheus: promtool checks and unit-tests the alert rules in deploy/k8s (the server it
+#   also installs is not started); kustomize comes with kubectl;
+# - redis-server, postgresql: the CDR fault tests crash and restart a Redis and a Postgres of
+#   their own (tests/support/private_services.py), never the shared ones.
+RUN_DEBS  := espeak-ng libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+TEST_DEBS := $(RUN_DEBS) sip-tester stunnel4 prometheus redis-server postgresql
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	  | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq sip-tester stunnel4; fi
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $$SUDO apt-get install -y -qq --no-install-recommends $$missing; fi
+endef
 
-# espeak-ng speaks the registered address to a caller of 933, the 911 address test
-# (gateway/readback.py).
-espeak:
-	@if ! command -v espeak-ng >/dev/null 2>&1; then \
-	  echo "installing espeak-ng for the 933 read-back (apt-get install espeak-ng)"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq espeak-ng; fi
+debs-run:
+	$(call apt_install,$(RUN_DEBS))
 
-# WeasyPrint (invoice PDFs, services/billing/render.py) loads Pango through cffi, and needs a
-# font; Debian's Pango libraries and DejaVu provide both.
-pango:
-	@if ! ldconfig -p | grep -q libpangoft2-1.0.so.0 || [ ! -d /usr/share/fonts/truetype/dejavu ]; then \
-	  echo "installing Pango and fonts for PDF invoices (apt-get install libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core)"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core; fi
-
-# promtool checks and unit-tests the alert rules in deploy/k8s (Debian's prometheus package
-# ships it; the server it also installs is not started). kustomize comes with kubectl.
-promtool:
-	@if ! command -v promtool >/dev/null 2>&1; then \
-	  echo "installing promtool (apt-get install --no-install-recommends prometheus)"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus; fi
+debs-test:
+	$(call apt_install,$(TEST_DEBS))
 	@command -v kubectl >/dev/null 2>&1 || echo "warning: kubectl (kustomize) missing: tests/deploy will say so"
 
-# The CDR fault tests crash and restart a Redis and a Postgres of their own (never the shared
-# ones, tests/support/private_services.py): they need redis-server and Postgres' server
-# binaries (initdb, pg_ctl).
-faultdeps:
-	@if ! command -v redis-server >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
-	  echo "installing redis-server and postgresql for the CDR fault tests (apt-get install redis-server postgresql)"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server postgresql; fi
-
-run: venv pango espeak
+run: venv debs-run
 	$(BIN)/python -m services.launch
 
-test: venv sipp espeak pango promtool faultdeps
+test: venv debs-test
 	$(BIN)/python -m pytest
 
 lint: venv
