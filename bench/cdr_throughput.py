@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -199,6 +200,7 @@ async def run(args) -> dict:
         client = redisconn.connect(REDIS_URL)
         await client.delete(stream)
         await client.aclose()
+    shutil.rmtree(logdir)  # the writers' logs matter only when a run fails
     seconds = t_end - t0
     return {
         "mode": "preload (writers drain a backlog)" if args.preload else "concurrent",
