@@ -102,10 +102,9 @@ class _RedisCounters:
         )
 
     async def spend_totals(self, keys: list[str]) -> list[tuple[str, int]]:
-        flat = await self._r.execute("ZUNION", len(keys), *keys, "WITHSCORES")
-        return [
-            (_text(flat[i]), int(float(flat[i + 1]))) for i in range(0, len(flat), 2)
-        ]
+        got = await self._r.execute("ZUNION", len(keys), *keys, "WITHSCORES")
+        # redis-py pairs the reply up: [[member, score], …].
+        return [(_text(member), round(float(score))) for member, score in got]
 
 
 def _text(v: bytes | str) -> str:

@@ -90,3 +90,35 @@ async def test_redis_unreachable_fail_open_counts_on_the_edge_then_releases_ther
         assert after["customer_cps"] - before["customer_cps"] == 3
     finally:
         await dead.aclose()
+
+
+async def test_spend_of_the_last_hour_summed_across_two_edges(redis_prefix) -> None:
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from rater.credit import CreditGuard
+    from services.inventory import Inventory
+
+    now = [datetime(2026, 3, 1, 12, 0, tzinfo=UTC)]
+    prefix = f"{redis_prefix}spend-{uuid.uuid4().hex[:6]}:"
+    clients = [redisconn.connect(REDIS_URL) for _ in range(2)]
+    try:
+        edges = [CreditGuard.redis(c, prefix, lambda: Inventory(), clock=lambda: now[0])
+                 for c in clients]  # fmt: skip
+        await edges[0].add_usage("early", Decimal("40.00000"))
+        now[0] += timedelta(minutes=20)
+        # 100 calls of acme rated at once, half on each edge: none lost.
+        await asyncio.gather(*(edges[n % 2].add_usage("acme", Decimal("0.12345"))
+                               for n in range(100)))  # fmt: skip
+        await edges[1].add_usage("beta", Decimal("3.00000"))
+        assert await edges[1].top_spenders(2) == [("early", Decimal("40.00000")),
+                                                  ("acme", Decimal("12.34500"))]  # fmt: skip
+        assert await edges[0].usage("acme") == Decimal("12.34500")  # A6's counter too
+        now[0] += timedelta(minutes=45)  # "early" left the hour
+        assert await edges[0].top_spenders(5) == [("acme", Decimal("12.34500")),
+                                                  ("beta", Decimal("3.00000"))]  # fmt: skip
+        ttl = await clients[0].ttl(edges[0].spend_key(now[0] - timedelta(minutes=45)))
+        assert 0 < ttl <= 2 * 3600  # a bucket does not outlive the window long
+    finally:
+        for c in clients:
+            await c.aclose()
