@@ -396,7 +396,29 @@ async def measure_http(port: int, server: subprocess.Popen, bodies: list[bytes],
             pct(lat, 0.5), pct(lat, 0.99),
             f"{total} requests in {wall:.1f} s, {errors} errors, max {max(lat) / 1000:.1f} ms; "
             f"from due time p50 {pct(late, 0.5):.0f} µs, p99 {pct(late, 0.99):.0f} µs"))  # fmt: skip
+    print(f"  server stalls: {await server_stalls(port)}")
     return results
+
+
+async def server_stalls(port: int) -> str:
+    """What in the server itself held requests up: its event-loop lag and GC pauses over
+    50 ms (sipcc_event_loop_lag_seconds, sipcc_gc_pause_seconds), from its /metrics."""
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    text = (await r.read()).decode(errors="replace")
+    w.close()
+    out = []
+    for name in ("sipcc_event_loop_lag_seconds", "sipcc_gc_pause_seconds"):
+        under = total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name + "_bucket{"):
+                value = float(line.rsplit(" ", 1)[1])
+                if 'le="0.05"' in line:
+                    under += value
+                elif 'le="+Inf"' in line:
+                    total += value
+        out.append(f"{name.removeprefix('sipcc_')} > 50 ms: {total - under:.0f} of {total:.0f}")
+    return "; ".join(out)
 
 
 async def wait_ready(port: int, server: subprocess.Popen) -> None:
