@@ -45,10 +45,16 @@ class Overload:
     # Weight of the newest lag sample: a single late tick (a GC, a burst) should not shed
     # calls, a loop that stays late for a few ticks should.
     LAG_SMOOTHING = 0.3
-    CPU_SMOOTHING = 0.5
-    # How fast the shed fraction follows the CPU error, per sample (every 0.1 s): 0.5 cuts
-    # the overshoot of a step to 1000 calls/s within a second, without oscillating.
-    CPU_GAIN = 0.5
+    # The CPU share is sampled every 0.1 s; one sample swings ±10 points at a steady load, so
+    # it is smoothed over most of a second. A first version (weight 0.5, target 0.85) shed
+    # 6–25 % of the calls at 400 calls/s, a rate the edge carries at ~85–90 % of a core
+    # (docs/BENCHMARKS.md, run L); the default target is therefore a core all but full.
+    CPU_SMOOTHING = 0.15
+    # How fast the shed fraction follows the CPU error, per sample: up fast (a process pinned
+    # at a full core sheds half its new calls within ~4 s), down slowly, so it settles
+    # instead of swinging between shedding too much and too little (simulated and measured).
+    CPU_GAIN_UP = 3.0
+    CPU_GAIN_DOWN = 0.5
 
     def __init__(self, policy: OverloadPolicy, now: float) -> None:
         self.policy = policy
@@ -71,7 +77,8 @@ class Overload:
             return
         self.cpu += self.CPU_SMOOTHING * (share - self.cpu)
         error = (self.cpu - p.cpu_target) / p.cpu_target
-        self.shed_fraction = min(0.95, max(0.0, self.shed_fraction + self.CPU_GAIN * error))
+        gain = self.CPU_GAIN_UP if error > 0 else self.CPU_GAIN_DOWN
+        self.shed_fraction = min(0.95, max(0.0, self.shed_fraction + gain * error))
 
     def admit(self, now: float) -> str | None:
         """None to take the call, else the cause it is refused for."""

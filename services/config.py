@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         default=2000, ge=0, description="shed new calls while this many await routing; 0: off"
     )
     overload_cpu_target: float = Field(
-        default=0.85, ge=0, le=1,
+        default=0.98, ge=0, le=1,
         description="shed the share of new calls that keeps this process's CPU near this share of a core; 0: off",
     )
     overload_retry_after_seconds: int = Field(default=5, ge=0)
