@@ -60,6 +60,21 @@ class Notifier:
         self._webhooks = webhooks  # () -> {customer id: URL}, from the inventory snapshot
         self._timeout = timeout
         self._tasks: set[asyncio.Task] = set()
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        # One client for the notifier's life, made when first needed: building one loads
+        # the CA bundle into a new SSL context, 25-30 ms of the event loop that the edge's
+        # INVITEs and the rater's requests share (a new client per pass was a stall a
+        # second in every node, bench/rater_bench.py). Kept connections are a bonus.
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     def record(self, call_id: str, route: E911Route) -> None:
         """Called by the edge for every 911 call; returns at once."""
@@ -80,29 +95,31 @@ class Notifier:
     async def deliver_due(self, limit: int = 50) -> int:
         """One pass over the due notifications; returns how many were delivered."""
         delivered = 0
-        async with httpx.AsyncClient(timeout=self._timeout) as client, self._pool.acquire() as conn:
-            async with conn.transaction():
-                for row in await conn.fetch(_DUE, limit):
-                    error = await _post(client, row["url"], row["payload"])
-                    if error is None:
-                        await conn.execute(_DELIVERED, row["call_id"])
-                        metrics.e911_notifications_total.labels(result="delivered").inc()
-                        delivered += 1
-                    else:
-                        await conn.execute(_FAILED, row["call_id"], error[:500],
-                                           backoff(row["attempts"] + 1))  # fmt: skip
-                        metrics.e911_notifications_total.labels(result="failed").inc()
-                        log.warning("e911_notification_failed", call_id=row["call_id"], error=error,
-                                    attempts=row["attempts"] + 1)  # fmt: skip
+        async with self._pool.acquire() as conn, conn.transaction():
+            for row in await conn.fetch(_DUE, limit):
+                error = await _post(self._http(), row["url"], row["payload"])
+                if error is None:
+                    await conn.execute(_DELIVERED, row["call_id"])
+                    metrics.e911_notifications_total.labels(result="delivered").inc()
+                    delivered += 1
+                else:
+                    await conn.execute(_FAILED, row["call_id"], error[:500],
+                                       backoff(row["attempts"] + 1))  # fmt: skip
+                    metrics.e911_notifications_total.labels(result="failed").inc()
+                    log.warning("e911_notification_failed", call_id=row["call_id"], error=error,
+                                attempts=row["attempts"] + 1)  # fmt: skip
         return delivered
 
     async def run(self, every: float = 1.0) -> None:
-        while True:
-            try:
-                await self.deliver_due()
-            except Exception as exc:  # Postgres away: try again next round
-                log.warning("e911_notify_pass_failed", error=repr(exc))
-            await asyncio.sleep(every)
+        try:
+            while True:
+                try:
+                    await self.deliver_due()
+                except Exception as exc:  # Postgres away: try again next round
+                    log.warning("e911_notify_pass_failed", error=repr(exc))
+                await asyncio.sleep(every)
+        finally:
+            await self.close()
 
 
 async def _post(client: httpx.AsyncClient, url: str, body: str) -> str | None:

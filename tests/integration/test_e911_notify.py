@@ -18,8 +18,8 @@ async def test_notification_is_retried_until_delivered(pg, pg_dsn) -> None:
     await pg.execute("TRUNCATE e911_notifications")
     hook = Hook(failures=2)
     pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
+    notifier = Notifier(pool, lambda: {"acme": hook.url})
     try:
-        notifier = Notifier(pool, lambda: {"acme": hook.url})
         route = E911Route("e911", "E3", "test", (Target("psap", "sip:127.0.0.4", "fl-pinellas"),),
                           "+17275550100", normalize(line="600 Cleveland St Ste 200, Clearwater, FL 33755"),
                           None, "acme")  # fmt: skip
@@ -38,6 +38,7 @@ async def test_notification_is_retried_until_delivered(pg, pg_dsn) -> None:
         assert await notifier.deliver_due() == 1
         assert await notifier.deliver_due() == 0  # delivered once, never again
     finally:
+        await notifier.close()
         await pool.close()
         hook.close()
     [sent] = hook.received
