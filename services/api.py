@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from e911_router.routes import router as e911_router
+from rater.routes import RatingLane
 from rater.routes import router as rater_router
 from services import metrics
 from services.auth import AUTH_RESPONSES, ApiAuth, KeyStore, PgKeys, require_scope
@@ -78,7 +79,10 @@ def create_app(node, keys: KeyStore | None = None) -> FastAPI:
     """`keys`: where API keys are looked up (default: the node's Postgres)."""
     from services.config import Settings
 
-    app = FastAPI(title="sipcc", version="0.1.0", docs_url="/docs", redoc_url=None)
+    # FastAPI's OpenTelemetry hooks look up the providers (and os.environ) on every
+    # request; sipcc exports Prometheus metrics instead (services/metrics.py).
+    off = {"tracing": False, "metrics": False, "logs": False}
+    app = FastAPI(title="sipcc", version="0.1.0", docs_url="/docs", redoc_url=None, telemetry=off)
     app.state.node = node
     s = getattr(node, "settings", None) or Settings()
     app.state.api_auth = ApiAuth(
@@ -87,6 +91,7 @@ def create_app(node, keys: KeyStore | None = None) -> FastAPI:
         failures_per_minute=s.api_auth_failures_per_minute,
     )
     app.include_router(rater_router, **_scope("rating"))
+    app.add_middleware(RatingLane, scope="rating")  # inside RedMiddleware: counted the same
     app.include_router(cdr_router, **_scope("billing"))
     app.include_router(e911_router, **_scope("e911"))
     app.include_router(billing_router, **_scope("billing"))

@@ -202,12 +202,21 @@ class ApiAuth:
         return HTTPException(status, detail or "a valid API key is required "
                              "(Authorization: Bearer sipcc_…)", headers=headers)  # fmt: skip
 
+    def cached(self, presented: str) -> ApiKey | None:
+        """The key, if this process verified it within its cache time; else None, and the
+        caller goes the full way (`authenticate`), which gives every refusal its answer."""
+        hit = self._cache.get(hashlib.sha256(presented.encode()).digest())
+        return hit.key if hit is not None and hit.until > self.clock() else None
+
+    def within_rate(self, key: ApiKey) -> bool:
+        """Takes a request's worth of the key's rate; False when there is none left."""
+        rate = key.rate_per_second
+        return self._rates.take(key.key_id, self.clock(), rate=rate, burst=max(1.0, rate))
+
     async def authenticate(self, presented: str | None, client: str) -> ApiKey:
-        now = self.clock()
-        key = await self._verify(presented, client, now)
-        if not self._rates.take(key.key_id, now, rate=key.rate_per_second,
-                                burst=max(1.0, key.rate_per_second)):  # fmt: skip
-            wait = self._rates.retry_after(key.key_id, now, rate=key.rate_per_second)
+        key = await self._verify(presented, client, self.clock())
+        if not self.within_rate(key):
+            wait = self._rates.retry_after(key.key_id, self.clock(), rate=key.rate_per_second)
             raise self._refuse("rate_limited", client, 429,
                                f"API key {key.key_id} is over its {key.rate_per_second:g} "
                                "requests per second", wait)  # fmt: skip
