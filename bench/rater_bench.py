@@ -9,6 +9,9 @@
    bench creates (migrated, provisioned, reference data imported) and drops, driven
    open-loop at a fixed request rate for a bounded time. Latency counts from the moment
    each request was *due*, so a server that falls behind shows it (no coordinated omission).
+   The server is pinned to the first core and this client to the last, as a client on
+   another host would be (--no-pin shares both); the server's CPU time per request is
+   read from /proc, a figure the other core's load barely moves.
 
     .venv/bin/python bench/rater_bench.py [--seconds 3] [--http-rate 2000] [--http-seconds 10]
         [--concurrency 64] [--repeat 3] [--skip-http] [--skip-redis]
@@ -354,8 +357,15 @@ async def drive_http(port: int, bodies: list[bytes], rate: float, seconds: float
     return lat, late, errors, total, wall
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc/<pid>/stat (fields 14 and 15, in ticks)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_http(calls: list[CallFacts], rate: float, seconds: float, repeat: int,
-             connections: int, variant: str = "as-is") -> list[Result]:  # fmt: skip
+             connections: int, variant: str = "as-is", pin: bool = True) -> list[Result]:  # fmt: skip
     name = f"sipcc_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     dsn = asyncio.run(prepare_database(name))
     port = free_port()
@@ -367,12 +377,18 @@ def run_http(calls: list[CallFacts], rate: float, seconds: float, repeat: int,
         cmd = [sys.executable, "-c", "import sys; sys.argv = ['sipcc', 'api']; "
                "import bench.rater_bench as b; b.swap_red_middleware(); "
                "from services.cli import app; app()"]  # fmt: skip
+    cpus = sorted(os.sched_getaffinity(0))
+    server_cpus = {cpus[0]} if pin and len(cpus) > 1 else set(cpus)
     server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)  # fmt: skip
+                              stderr=subprocess.PIPE,
+                              preexec_fn=lambda: os.sched_setaffinity(0, server_cpus))  # fmt: skip
+    if pin and len(cpus) > 1:
+        os.sched_setaffinity(0, {cpus[-1]})
     try:
         return uvloop.run(measure_http(port, server, http_bodies(calls[:5000]), rate, seconds,
                                         repeat, connections, variant))  # fmt: skip
     finally:
+        os.sched_setaffinity(0, set(cpus))
         server.send_signal(signal.SIGTERM)
         try:
             server.wait(40)
@@ -389,12 +405,15 @@ async def measure_http(port: int, server: subprocess.Popen, bodies: list[bytes],
     await drive_http(port, bodies, min(rate, 1000), 1.0, connections)
     results = []
     for k in range(repeat):
+        cpu0 = server_cpu_seconds(server.pid)
         lat, late, errors, total, wall = await drive_http(port, bodies, rate, seconds,
                                                           connections)  # fmt: skip
+        cpu = (server_cpu_seconds(server.pid) - cpu0) / total * 1e6
         results.append(Result(
             f"HTTP {variant} at {rate:,.0f}/s (run {k + 1})", total / wall,
             pct(lat, 0.5), pct(lat, 0.99),
-            f"{total} requests in {wall:.1f} s, {errors} errors, max {max(lat) / 1000:.1f} ms; "
+            f"{total} requests in {wall:.1f} s, {errors} errors, max {max(lat) / 1000:.1f} ms, "
+            f"server CPU {cpu:.0f} µs/request; "
             f"from due time p50 {pct(late, 0.5):.0f} µs, p99 {pct(late, 0.99):.0f} µs"))  # fmt: skip
     print(f"  server stalls: {await server_stalls(port)}")
     return results
@@ -467,6 +486,8 @@ def main() -> None:
     ap.add_argument("--http-variant", choices=("as-is", "asgi-red"), default="as-is",
                     help="asgi-red: the same server with services/api.py's RED middleware "
                     "swapped for the pure-ASGI one below (an experiment, not the product)")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="HTTP: server and client share every core instead of one each")
     ap.add_argument("--skip-redis", action="store_true")
     ap.add_argument("--skip-http", action="store_true")
     args = ap.parse_args()
@@ -500,7 +521,7 @@ def main() -> None:
     os.sched_setaffinity(0, set(cpus))
     if not args.skip_http:
         runs = run_http(calls, args.http_rate, args.http_seconds, args.repeat,
-                        args.http_connections, args.http_variant)
+                        args.http_connections, args.http_variant, pin=not args.no_pin)
         for r in runs:
             print("  " + r.line())
         report.append(min(runs, key=lambda r: r.p99_us))
