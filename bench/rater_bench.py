@@ -344,13 +344,24 @@ async def drive_http(port: int, bodies: list[bytes], rate: float, seconds: float
         lat.append((now - sent) * 1e6)
         late.append((now - due) * 1e6)
 
-    tasks = []
-    for i in range(total):
-        delay = start + i / rate - clock()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(i)))
-    await asyncio.gather(*tasks)
+    # The load generator's own garbage collections are not the server's latency: a full
+    # collection over tens of thousands of finished requests paused this client 150-350 ms
+    # (seen as a p99 of 78 ms with the server's loop never late). Off while driving; and
+    # only the requests in flight are kept.
+    in_flight: set[asyncio.Task] = set()
+    gc.disable()
+    try:
+        for i in range(total):
+            delay = start + i / rate - clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(one(i))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+        while in_flight:
+            await asyncio.gather(*in_flight)
+    finally:
+        gc.enable()
     wall = clock() - start
     while not pool.empty():
         pool.get_nowait().w.close()
