@@ -22,6 +22,15 @@ async def cdrs(pg, n: int, timeout: float = 15) -> list:
     return await pg.fetch("SELECT * FROM cdrs ORDER BY started_at")
 
 
+# With 20 % of its sends and receipts lost, SIPp's defaults (6 INVITE sends, 8 BYE sends,
+# the call aborted 32 s after a send that got no answer) lose about one call in a thousand
+# without the edge ever seeing it: twice seen, and a capture of one of them held not a
+# single datagram of the call. A PBX that keeps retrying longer takes the dice out: the
+# edge's part (absorb retransmissions, re-send its last response, forward the 2xx
+# retransmissions) is what the test is about.
+PERSISTENT_UAC = ("-max_invite_retrans", "8", "-max_non_invite_retrans", "12",
+                  "-recv_timeout", "140000")  # fmt: skip
+
 FLOWS = [
     # (uac scenario, uas scenario, calls, extra SIPp args, expected disposition, sip_status)
     pytest.param("uac.xml", "uas.xml", 3, (), "answered", 200, id="basic"),
@@ -31,7 +40,8 @@ FLOWS = [
     pytest.param("uac_callee_bye.xml", "uas_bye.xml", 3, (), "answered", 200, id="callee-bye"),
     pytest.param("uac_prack.xml", "uas_prack.xml", 3, (), "answered", 200, id="100rel-prack"),
     pytest.param("uac.xml", "uas.xml", 3, ("-t", "t1"), "answered", 200, id="tcp"),
-    pytest.param("uac.xml", "uas.xml", 40, ("-lost", "20"), "answered", 200, id="udp-20pct-loss"),
+    pytest.param("uac.xml", "uas.xml", 40, ("-lost", "20", *PERSISTENT_UAC), "answered", 200,
+                 id="udp-20pct-loss"),
 ]
 
 
@@ -43,7 +53,7 @@ async def test_call_flow(pg, start_node, tmp_path, uac, uas, calls, extra, dispo
         inf = write_injection(tmp_path / "calls.csv", [(NEW_YORK, "+17275550100")] * calls)
         result = run_uac(tmp_path / "uac", f"127.0.0.1:{node.sip_port}", inf, calls=calls,
                          rate=10, limit=calls, duration_ms=300, scenario=uac, extra=extra,
-                         timeout=90)  # fmt: skip
+                         timeout=240 if "-lost" in extra else 90)  # fmt: skip
     finally:
         carrier.stop()
     errors = (tmp_path / "uac" / "uac_errors.log")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import subprocess
 import time
@@ -41,7 +42,7 @@ class Uas:
         self.proc = subprocess.Popen(
             [sipp_binary(), "-sf", str(SCENARIOS / scenario), "-i", ip, "-p", str(port),
              "-nostdin", "-trace_err", "-error_file", str(workdir / "uas_errors.log"),
-             "-max_socket", "1024", *extra],
+             "-max_socket", "1024", *extra, *_trace()],
             cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         time.sleep(0.3)
@@ -56,6 +57,12 @@ class Uas:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def _trace() -> list[str]:
+    """SIPP_TRACE=1 makes every SIPp of the tests log each message it sends, receives or
+    drops on purpose (-lost) to its work directory: for chasing a flaky call flow."""
+    return ["-trace_msg"] if os.environ.get("SIPP_TRACE") else []
 
 
 def run_uac(
@@ -78,7 +85,7 @@ def run_uac(
         "-i", ip, "-p", "0", "-m", str(calls), "-r", str(rate), "-l", str(limit),
         "-d", str(duration_ms), "-nostdin", "-trace_counts", "-trace_err",
         "-error_file", str(workdir / "uac_errors.log"), "-timeout", f"{int(timeout)}s",
-        "-timeout_error", "-recv_timeout", "32000", *extra,
+        "-timeout_error", "-recv_timeout", "32000", *extra, *_trace(),
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, timeout=timeout + 30)
     return SippResult(proc.returncode, _counts(workdir, scenario), proc.stdout.decode(errors="replace")[-3000:]
