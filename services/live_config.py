@@ -1,11 +1,18 @@
 """Live configuration: a node's in-memory inventory follows the provisioning store.
 
-Every provisioning write ends with `NOTIFY sipcc_inventory` in its transaction, so the
+Every committed change to the tables a snapshot is built from sends `NOTIFY
+sipcc_inventory` (statement triggers, migration 0011, whoever made the change), so the
 signal arrives when the change is committed. The node then loads a whole new snapshot and
 swaps it in; the call path only ever sees complete snapshots. Reloads are serialised and
 coalesced: a burst of changes costs one reload after the one in progress, and an older
-reload can never finish after a newer one and put stale data back. A periodic full resync
-(and a LISTEN connection re-opened when it dropped) is the safety net for a lost signal.
+reload can never finish after a newer one and put stale data back.
+
+Postgres delivers every committed notification to a live LISTEN session, so a signal can
+only be missed while that session is down. Once a minute the node checks it (a round trip
+on it, with a timeout); when it is gone the node listens again and reloads (cause
+`resync`), which picks up whatever changed meanwhile. A node no longer reloads every
+minute "in case": at 100,000 numbers a reload holds the event loop for ~0.2 s
+(bench/inventory_reload.py), which every call arriving then waits out.
 
 A trunk group's capacity and a customer's status are read from the current snapshot at each
 new call (gateway/routing.py, rater/admission.py), so a lowered capacity lets the calls up
@@ -29,22 +36,26 @@ CHANNEL = "sipcc_inventory"
 
 class InventoryFeed:
     def __init__(self, pool: asyncpg.Pool, dsn: str, install: Callable[[inventory.Inventory], None],
-                 resync_seconds: float = 60) -> None:  # fmt: skip
+                 resync_seconds: float = 60, probe_timeout: float = 5) -> None:  # fmt: skip
         self._pool = pool
         self._dsn = dsn
         self._install = install
         self._resync_seconds = resync_seconds
+        self._probe_timeout = probe_timeout
         self._dirty = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
         self._tasks: list[asyncio.Task] = []
         self._last_change = 0
 
     async def start(self) -> None:
-        await self.reload("start")
+        # Listening first: a change committed while the first snapshot loads is not missed.
         await self._listen()
+        await self.reload("start")
         self._tasks = [asyncio.create_task(self._reloader()), asyncio.create_task(self._resync())]
 
     async def _listen(self) -> None:
+        if self._listener is not None and not self._listener.is_closed():
+            self._listener.terminate()
         self._listener = await asyncpg.connect(self._dsn)
         await self._listener.add_listener(CHANNEL, self._on_notify)
 
@@ -63,10 +74,28 @@ class InventoryFeed:
     async def _resync(self) -> None:
         while True:
             await asyncio.sleep(self._resync_seconds)
-            if self._listener is None or self._listener.is_closed():
-                with contextlib.suppress(OSError, asyncpg.PostgresError):
-                    await self._listen()
-            self._dirty.set()
+            if await self._listening():
+                continue
+            log.warning("inventory_listener_lost")
+            try:
+                await self._listen()
+                await self.reload("resync")
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("inventory_reload_failed", error=repr(exc))
+
+    async def _listening(self) -> bool:
+        """Whether the LISTEN session is alive: a round trip on it, not just its socket
+        state, so a session the server ended (or a dead peer) is found out."""
+        conn = self._listener
+        if conn is None or conn.is_closed():
+            return False
+        try:
+            await conn.fetchval("SELECT 1", timeout=self._probe_timeout)
+            return True
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            with contextlib.suppress(Exception):
+                conn.terminate()
+            return False
 
     async def reload(self, cause: str) -> None:
         t0 = time.perf_counter()
