@@ -66,7 +66,7 @@ async def main() -> None:
         total = await conn.fetchval("SELECT count(*) FROM numbers")
         await conn.close()
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-        print(f"{total:,} numbers; {args.repeat} reloads (code {os.popen('git rev-parse --short HEAD').read().strip()})")
+        print(f"{total:,} numbers; {args.repeat} reloads")
         for k in range(args.repeat):
             stop = asyncio.Event()
             ticker = asyncio.create_task(longest_gap(stop))
