@@ -73,6 +73,18 @@ class Address:
         return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})
 
 
+def _repeated(tokens: list[tuple[str, str]]) -> str:
+    """The label usaddress found in two places of the text (its error names none)."""
+    seen: set[str] = set()
+    last = None
+    for _token, label in tokens:
+        if label != last and label in seen:
+            return label
+        seen.add(label)
+        last = label
+    return "parts of the same kind"
+
+
 def normalize(street: str | None = None, unit: str | None = None, city: str | None = None,
               state: str | None = None, zip: str | None = None, *,
               line: str | None = None) -> Address:  # fmt: skip
@@ -87,7 +99,7 @@ def normalize(street: str | None = None, unit: str | None = None, city: str | No
     try:
         tags, kind = usaddress.tag(text)
     except usaddress.RepeatedLabelError as exc:
-        raise AddressError(f"cannot read {text!r}: it has two {exc.repeated_label}s") from None
+        raise AddressError(f"cannot read {text!r}: it has two {_repeated(exc.parsed_string)}s") from None
     if kind == "PO Box" or any(label in tags for label in _BOX_LABELS):
         raise AddressError(f"{text!r} is a PO box: 911 needs the street address where the "
                            "phone is (rule E6)")  # fmt: skip

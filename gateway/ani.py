@@ -67,7 +67,7 @@ def oli_digits(req: Request) -> str | None:
                 start = at + 1 + len(name)
                 digits = ""
                 for ch in value[start:]:
-                    if not ch.isdigit():
+                    if not "0" <= ch <= "9":
                         break
                     digits += ch
                 if digits:

@@ -930,7 +930,7 @@ def _session_expires(msg: Request | Response) -> float | None:
     if not value:
         return None
     head = value.split(";", 1)[0].strip()
-    return float(head) if head.isdigit() and int(head) > 0 else None
+    return float(head) if head.isascii() and head.isdigit() and int(head) > 0 else None
 
 
 def _call_from_record(rec: dict, inv, now: float, wall: datetime) -> Call:

@@ -88,10 +88,10 @@ def normalize(user: str) -> str | None:
     text = clean(user)
     if text.startswith("+"):
         digits = text[1:]
-        if not digits.isdigit():
+        if not (digits.isascii() and digits.isdigit()):
             return None
         return _valid_e164("+" + digits)
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         return None
     if len(text) == 10 and _NANP.match(text):
         return "+1" + text
@@ -134,7 +134,7 @@ def analyse(user: str) -> Dialled:
     """The kind of a dialled number (DNIS), for blocking (A2) and rating (R1–R14)."""
     digits = clean(user)
     bare = digits.lstrip("+")
-    if bare.isdigit() and not digits.startswith("+"):
+    if bare.isascii() and bare.isdigit() and not digits.startswith("+"):
         local = bare[1:] if len(bare) == 4 and bare[0] == "1" else bare
         if len(local) == 3 and local[1:] == "11" and local[0] in "23456789":
             return Dialled(Kind.N11, None, local)

@@ -588,7 +588,7 @@ async def list_audit(request: Request, resource: str | None = None, key: str | N
     _filter(where, args, "actor", actor_name)
     after = _after(cursor)
     if after is not None:
-        if not after.isdigit():
+        if not (after.isascii() and after.isdigit()):
             raise HTTPException(400, "cursor: not a cursor this API returned")
         args.append(int(after))
         where.append(f"id > ${len(args)}")

@@ -42,13 +42,13 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     sentinels = []
     for item in hosts.split(","):
         host, _, port = item.strip().rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not (port.isascii() and port.isdigit()):
             raise RedisUrlError(f"{url!r}: sentinel {item!r} is not host:port")
         sentinels.append((host.strip("[]"), int(port)))
     path = [p for p in parts.path.split("/") if p]
     if not path or len(path) > 2:
         raise RedisUrlError(f"{url!r}: the path must be /service or /service/db")
-    if len(path) == 2 and not path[1].isdigit():
+    if len(path) == 2 and not (path[1].isascii() and path[1].isdigit()):
         raise RedisUrlError(f"{url!r}: database {path[1]!r} is not a number")
     return SentinelTarget(tuple(sentinels), path[0], int(path[1]) if len(path) == 2 else 0, password)
 

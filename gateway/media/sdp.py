@@ -21,7 +21,7 @@ def audio_destination(body: bytes) -> tuple[str, int] | None:
             in_audio = len(fields) >= 4 and fields[0] == "audio" and fields[2] == "RTP/AVP"
             if in_audio:
                 seen_audio = True
-                port = int(fields[1]) if fields[1].isdigit() else 0
+                port = int(fields[1]) if fields[1].isascii() and fields[1].isdigit() else 0
                 formats = fields[3:]
         elif line.startswith("c="):
             parts = line[2:].split()

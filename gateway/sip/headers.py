@@ -596,7 +596,7 @@ class Via:
     def rport(self) -> int | None:
         """The rport value, or None when absent or still empty (RFC 3581)."""
         value = self.params.get("rport")
-        if value is None or not value.isdigit() or len(value) > 5:
+        if value is None or not (value.isascii() and value.isdigit()) or len(value) > 5:
             return None
         return int(value)
 

@@ -408,7 +408,7 @@ def response_address(via: Via | None, fallback_addr: tuple[str, int]) -> tuple[s
     received = params.get("received")
     if "rport" in params:
         rport = params["rport"]
-        if rport and rport.isdigit():
+        if rport and rport.isascii() and rport.isdigit():
             # RFC 3581 §4: the source IP and port, which sit behind the NAT's mapping.
             return (received or _unbracket(via.host), int(rport))
         # An empty rport nobody filled in: the request's source port is the answer.
