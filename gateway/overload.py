@@ -8,7 +8,7 @@ datagram — a twentieth of a call — so refusing the excess early keeps the ca
 admitted whole, and tells the PBX to try its other trunk (RFC 3261 §21.5.4; the same
 idea as RFC 7339's overload control, without needing the peer to support it).
 
-Four signals, each configurable and each counted by cause:
+Five signals, each configurable and each counted by cause:
 - ``cpu``: the process's own CPU share, smoothed, over a target — a feedback loop that
   sheds the fraction of new calls needed to bring it back (Kamailio ratelimit's
   FEEDBACK pipe). Measured first: at the edge's limit the loop lag stays small while the
@@ -16,7 +16,14 @@ Four signals, each configurable and each counted by cause:
 - ``cps``: a token bucket of new calls per second — the operator's known capacity;
 - ``lag``: the event loop answers late (smoothed loop lag over a limit), whatever the cause
   (a CPU-starved process never reaches its CPU target, but it is late);
-- ``pending``: too many calls waiting for their routing decision (Redis or the rater slow).
+- ``pending``: too many calls waiting for their routing decision (Redis or the rater slow);
+- ``backlog``: the UDP socket holds more unread octets than a limit. This is the cliff
+  itself: with the cores shared (two workers and SIPp on two cores) neither worker reaches
+  its CPU target and the loop's turns stay short, yet datagrams queue in the socket until
+  every INVITE is answered late and retransmitted (docs/BENCHMARKS.md, runs U, X, Y). The
+  queue is read from the kernel (SO_MEMINFO) every 0.1 s; the default, 512 KiB, is about
+  400 small datagrams, ~0.1 s of a worker's traffic at 1000 calls/s — shed well before a
+  request waits T1 (0.5 s) and its sender retransmits.
 
 911 is never shed (rule E7): the caller of `admit` passes emergency calls straight through.
 Pure logic with an injected clock, so it is tested without a loop.
@@ -34,11 +41,13 @@ class OverloadPolicy:
     max_lag_seconds: float = 0.0  # 0: ignore loop lag
     max_pending: int = 0  # 0: no limit on calls awaiting routing
     cpu_target: float = 0.0  # share of one core; 0: no CPU feedback
+    max_backlog_bytes: int = 0  # unread octets in the UDP socket; 0: ignore
     retry_after_seconds: int = 5
 
     @property
     def enabled(self) -> bool:
-        return bool(self.max_cps or self.max_lag_seconds or self.max_pending or self.cpu_target)
+        return bool(self.max_cps or self.max_lag_seconds or self.max_pending or self.cpu_target
+                    or self.max_backlog_bytes)
 
 
 class Overload:
@@ -62,6 +71,7 @@ class Overload:
         self._tokens = self._capacity
         self._stamp = now
         self.lag = 0.0
+        self.backlog = 0
         self.pending = 0
         self.cpu = 0.0
         self.shed_fraction = 0.0
@@ -69,6 +79,11 @@ class Overload:
 
     def note_lag(self, lag: float) -> None:
         self.lag += self.LAG_SMOOTHING * (lag - self.lag)
+
+    def note_backlog(self, octets: int) -> None:
+        """Octets waiting unread in the UDP socket(s) now. Not smoothed: a queue that deep
+        is already the delay every request in it will see."""
+        self.backlog = octets
 
     def note_cpu(self, share: float) -> None:
         """The process's CPU time over wall time since the last sample (1.0: a full core)."""
@@ -87,6 +102,8 @@ class Overload:
             return "pending"
         if p.max_lag_seconds and self.lag > p.max_lag_seconds:
             return "lag"
+        if p.max_backlog_bytes and self.backlog > p.max_backlog_bytes:
+            return "backlog"
         if self.shed_fraction:
             self._owed += self.shed_fraction
             if self._owed >= 1.0:

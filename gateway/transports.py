@@ -17,11 +17,17 @@ import functools
 import ipaddress
 import socket
 import ssl
+import struct
 import time
 from collections.abc import Callable
 
 from gateway.sip.message import Request, Response, SipError, StreamFramer, parse_message
 from services import logs, metrics
+
+# getsockopt(SOL_SOCKET, SO_MEMINFO): nine u32 counters, the first the receive queue's
+# memory (linux/sock_diag.h, SK_MEMINFO_RMEM_ALLOC). Not in the socket module.
+_SO_MEMINFO = 55
+_MEMINFO_LEN = 9 * 4
 
 log = logs.get("transport")
 
@@ -150,6 +156,21 @@ class Transports:
             for stream in list(self._streams.values()):
                 if stream.last_used < cutoff and stream.transport is not None:
                     stream.transport.close()
+
+    def udp_backlog(self) -> int:
+        """Octets received but not yet read, in the fullest of our UDP sockets (the kernel's
+        receive-memory count, SO_MEMINFO, Linux 4.6+); 0 where the kernel cannot tell."""
+        deepest = 0
+        for transport in self._udp_all:
+            sock = transport.get_extra_info("socket")
+            if sock is None:
+                continue
+            try:
+                deepest = max(deepest, struct.unpack_from("I", sock.getsockopt(
+                    socket.SOL_SOCKET, _SO_MEMINFO, _MEMINFO_LEN))[0])  # fmt: skip
+            except OSError:
+                return 0
+        return deepest
 
     # ---- wire in ---------------------------------------------------------------------
 

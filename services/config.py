@@ -107,6 +107,10 @@ class Settings(BaseSettings):
         default=0.98, ge=0, le=1,
         description="shed the share of new calls that keeps this process's CPU near this share of a core; 0: off",
     )
+    overload_max_backlog_bytes: int = Field(
+        default=512 * 1024, ge=0,
+        description="shed new calls while a UDP socket holds more unread octets than this; 0: off",
+    )
     overload_retry_after_seconds: int = Field(default=5, ge=0)
     # SIP flood/scan guard (gateway/guard.py, docs/SECURITY.md); trunk and carrier sources exempt.
     sip_guard: bool = Field(default=True, description="drop and ban floods, scanners, guessers")

@@ -63,6 +63,8 @@ async def _watch_loop_lag(node: Node, period: float = 0.1) -> None:
         if node.edge is not None and node.edge.overload is not None:
             node.edge.overload.note_lag(lag)
             node.edge.overload.note_cpu(spent / (now - before))
+            if node.edge.transports is not None:
+                node.edge.overload.note_backlog(node.edge.transports.udp_backlog())
 
 
 class Node:
@@ -204,6 +206,7 @@ class Node:
         policy = OverloadPolicy(
             max_cps=s.max_cps, max_lag_seconds=s.overload_max_lag_seconds,
             max_pending=s.overload_max_pending, cpu_target=s.overload_cpu_target,
+            max_backlog_bytes=s.overload_max_backlog_bytes,
             retry_after_seconds=s.overload_retry_after_seconds,
         )  # fmt: skip
         return Overload(policy, asyncio.get_running_loop().time()) if policy.enabled else None

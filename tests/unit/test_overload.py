@@ -68,6 +68,16 @@ def test_too_many_calls_awaiting_routing_are_shed() -> None:
     assert ov.admit(0.0) is None
 
 
+def test_a_deep_socket_backlog_sheds_new_calls_until_it_drains() -> None:
+    ov = Overload(OverloadPolicy(max_backlog_bytes=512 * 1024), 0.0)
+    ov.note_backlog(100_000)  # a burst being read: fine
+    assert ov.admit(0.0) is None
+    ov.note_backlog(600_000)  # ~500 datagrams waiting: every one of them is late
+    assert ov.admit(0.0) == "backlog"
+    ov.note_backlog(0)
+    assert ov.admit(0.0) is None
+
+
 def test_cpu_feedback_sheds_the_share_that_brings_the_process_back_to_target() -> None:
     ov = Overload(OverloadPolicy(cpu_target=0.8), 0.0)
     for _ in range(10):
