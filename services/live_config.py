@@ -72,14 +72,19 @@ class InventoryFeed:
                 log.warning("inventory_reload_failed", error=repr(exc))
 
     async def _resync(self) -> None:
+        behind = False  # a session was lost and the reload after it has not succeeded yet
         while True:
             await asyncio.sleep(self._resync_seconds)
-            if await self._listening():
+            if await self._listening() and not behind:
                 continue
-            log.warning("inventory_listener_lost")
+            if not behind:
+                log.warning("inventory_listener_lost")
+            behind = True
             try:
-                await self._listen()
+                if not await self._listening():
+                    await self._listen()
                 await self.reload("resync")
+                behind = False
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("inventory_reload_failed", error=repr(exc))
 

@@ -94,3 +94,25 @@ async def test_a_lost_listen_session_is_found_and_the_change_made_meanwhile_load
     # And the new session hears the next change.
     await pg.execute("DELETE FROM carriers WHERE id = 'while-away'")
     await installed.until(lambda inv: "while-away" not in inv.carriers, "the next change")
+
+
+async def test_a_failed_reload_after_a_lost_session_is_tried_again(pg, feed, monkeypatch) -> None:
+    from services import live_config
+
+    start, installed = feed
+    f = await start(resync_seconds=0.2, probe_timeout=1)
+    real_load = live_config.inventory.load
+    failures = []
+
+    async def flaky_load(conn):
+        if not failures:  # Postgres still coming back: the first reload fails
+            failures.append(1)
+            raise OSError("connection refused")
+        return await real_load(conn)
+
+    monkeypatch.setattr(live_config.inventory, "load", flaky_load)
+    assert await pg.fetchval("SELECT pg_terminate_backend($1)", f._listener.get_server_pid())
+    await pg.execute("INSERT INTO carriers (id, name, gateway_uri) VALUES "
+                     "('after-retry', 'After Retry', 'sip:192.0.2.12:5060')")  # fmt: skip
+    await installed.until(lambda inv: "after-retry" in inv.carriers, "the change, on the retry")
+    assert failures == [1]
