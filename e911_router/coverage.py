@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from e911_router.address import Address
+from services.pacing import paced
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ async def load(conn: asyncpg.Connection | asyncpg.Pool) -> E911Data:
         data.psaps[r["id"]] = Psap(**dict(r))
     for r in await conn.fetch("SELECT kind, code, psap_id FROM psap_areas"):
         data.areas[(r["kind"], r["code"])] = r["psap_id"]
-    for r in await conn.fetch("SELECT tn, parts, move_pending FROM registered_addresses"):
+    async for r in paced(await conn.fetch("SELECT tn, parts, move_pending FROM registered_addresses")):
         parts = json.loads(r["parts"]) if r["parts"] else None
         data.addresses[r["tn"]] = Registered(
             r["tn"], Address.from_dict(parts) if parts else None, r["move_pending"]

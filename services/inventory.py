@@ -21,6 +21,7 @@ from e911_router.coverage import E911Data
 from e911_router.coverage import load as load_e911
 from rater import tariff
 from rater.refdata import RefData
+from services.pacing import paced
 
 ANI_SOURCES = ("pai", "rpid", "from")
 
@@ -399,11 +400,11 @@ async def load(conn: asyncpg.Connection | asyncpg.Pool) -> Inventory:
             digest_realm=r["digest_realm"],
             digest_ha1=tuple(sorted(json.loads(r["digest_ha1"]).items())) if r["digest_ha1"] else (),
         )
-    for r in await conn.fetch(
+    async for r in paced(await conn.fetch(
         """SELECT tn, customer_id, trunk_group_id, origin,
                   (owned_from AT TIME ZONE 'UTC')::date AS owned_from,
                   (owned_until AT TIME ZONE 'UTC')::date AS owned_until FROM numbers"""
-    ):
+    )):
         start, end = r["owned_from"], r["owned_until"]
         inv.numbers[r["tn"]] = Number(
             r["tn"], r["customer_id"], r["trunk_group_id"], r["origin"],
