@@ -11,8 +11,8 @@ Postgres delivers every committed notification to a live LISTEN session, so a si
 only be missed while that session is down. Once a minute the node checks it (a round trip
 on it, with a timeout); when it is gone the node listens again and reloads (cause
 `resync`), which picks up whatever changed meanwhile. A node no longer reloads every
-minute "in case": at 100,000 numbers a reload holds the event loop for ~0.2 s
-(bench/inventory_reload.py), which every call arriving then waits out.
+minute "in case": at 100,000 numbers a reload costs ~0.35 s of CPU on the event loop
+(bench/inventory_reload.py), in slices, but the calls arriving meanwhile still share it.
 
 A trunk group's capacity and a customer's status are read from the current snapshot at each
 new call (gateway/routing.py, rater/admission.py), so a lowered capacity lets the calls up
