@@ -75,7 +75,7 @@ class InventoryFeed:
         behind = False  # a session was lost and the reload after it has not succeeded yet
         while True:
             await asyncio.sleep(self._resync_seconds)
-            if await self._listening() and not behind:
+            if not behind and await self._listening():
                 continue
             if not behind:
                 log.warning("inventory_listener_lost")

@@ -4,6 +4,7 @@ A node builds its inventory snapshot from rows it has already fetched; at 100,00
 that is ~0.2 s of pure Python (bench/inventory_reload.py), and for all of it no datagram
 is read and no 100 Trying sent. `paced` hands the rows out a slice at a time and lets the
 loop run between slices: the snapshot takes the same CPU and is still swapped in whole.
+The Redis batcher hands out a pipeline's replies the same way (services/redisbatch.py).
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from services.pacing import paced
+
 
 class RedisBatcher:
     def __init__(self, client: aioredis.Redis, max_batch: int = 1000, wake_at_once: int = 32) -> None:
@@ -64,16 +66,15 @@ class RedisBatcher:
                 if not fut.done():
                     fut.set_exception(exc)
             return
-        for i, ((_args, fut), reply) in enumerate(zip(batch, replies, strict=True), 1):
-            if not fut.done():
-                if isinstance(reply, Exception):
-                    fut.set_exception(reply)
-                else:
-                    fut.set_result(reply)
-            if i % self.wake_at_once == 0 and i < len(batch):
-                # Each reply wakes a call that then does its next step (rating, forwarding:
-                # ~0.1-0.2 ms each). Woken all at once, a batch of hundreds runs as one
-                # loop turn of tens of ms, during which no datagram is read: every INVITE
-                # arriving then waits that long for its 100 Trying. A turn per slice lets
-                # the loop read the socket between slices.
-                await asyncio.sleep(0)
+        # Each reply wakes a call that then does its next step (rating, forwarding: ~0.1-0.2
+        # ms each). Woken all at once, a batch of hundreds runs as one loop turn of tens of
+        # ms, during which no datagram is read: every INVITE arriving then waits that long
+        # for its 100 Trying. A turn per slice lets the loop read the socket between slices.
+        async for (_args, fut), reply in paced(list(zip(batch, replies, strict=True)),
+                                               self.wake_at_once):  # fmt: skip
+            if fut.done():
+                continue
+            if isinstance(reply, Exception):
+                fut.set_exception(reply)
+            else:
+                fut.set_result(reply)
