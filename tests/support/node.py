@@ -42,14 +42,19 @@ def free_sip_port(host: str = "127.0.0.1", following: int = 0) -> int:
     raise RuntimeError("no free run of ports for UDP and TCP")
 
 
+class _PortTaken(RuntimeError):
+    pass
+
+
 class NodeProcess:
     def __init__(
         self, database_url: str, redis_prefix: str, log_path: Path, role: str = "serve", **env: str
     ) -> None:
         self.role = role  # `serve`, or one role such as `cdr-writer`
-        workers = int(env.get("SIPCC_SIP_WORKERS", "1"))
+        self._workers = workers = int(env.get("SIPCC_SIP_WORKERS", "1"))
         self.sip_port = free_sip_port(following=workers if workers > 1 else 0)
         self.http_port = free_sip_port(following=workers - 1)
+        self._started_once = False
         self.log_path = log_path
         self.env = {
             **os.environ,
@@ -79,6 +84,22 @@ class NodeProcess:
         return self._api_headers
 
     def start(self, timeout: float = 20) -> NodeProcess:
+        # A port found free can be taken before the node binds it (any process's outgoing
+        # connection may get it as its ephemeral port). On a first start, new ports and
+        # another try; a restart keeps its ports (the edge's name, and its dialogs, are in them).
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except _PortTaken:
+                if self._started_once or attempt == 2:
+                    raise
+                self.sip_port = free_sip_port(following=self._workers if self._workers > 1 else 0)
+                self.http_port = free_sip_port(following=self._workers - 1)
+                self.env["SIPCC_SIP_LISTEN"] = f"127.0.0.1:{self.sip_port}"
+                self.env["SIPCC_HTTP_LISTEN"] = f"127.0.0.1:{self.http_port}"
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> NodeProcess:
         self._log = open(self.log_path, "ab")  # closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "services.cli", self.role],
@@ -87,9 +108,12 @@ class NodeProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"sipcc {self.role} exited {self.proc.returncode}: {self.log()}")
+                self._log.close()
+                error = _PortTaken if "address already in use" in self.log() else RuntimeError
+                raise error(f"sipcc {self.role} exited {self.proc.returncode}: {self.log()}")
             try:
                 if httpx.get(self.http + "/readyz", timeout=1).status_code == 200:
+                    self._started_once = True
                     return self
             except httpx.HTTPError:
                 pass
