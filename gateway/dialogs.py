@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 
 from gateway.calls import Call
 from rater.decision import Decision
-from services.redisbatch import RedisBatcher
+from services.redisbatch import batcher_for
 
 _FIELDS = ("call_id", "server_tx", "transport", "out_transport", "state", "caller_tag",
            "caller_target", "callee_target", "caller_from", "callee_to", "caller_cseq",
@@ -63,7 +63,7 @@ class DialogStore:
     persistent = True
 
     def __init__(self, client: aioredis.Redis, prefix: str, edge: str, ttl_seconds: int) -> None:
-        self._r = RedisBatcher(client)
+        self._r = batcher_for(client)
         self._index = f"{prefix}dialogs:{edge}"
         self._key = f"{prefix}dialog:{edge}:"
         # A record outlives the longest call a little; an abandoned one cleans itself up.

@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 
 from services import logs, metrics
 from services.ratelimit import KeyedBuckets
-from services.redisbatch import RedisBatcher
+from services.redisbatch import batcher_for
 
 log = logs.get("admission")
 
@@ -72,7 +72,7 @@ class SlotStore(Protocol):
 
 class RedisSlots:
     def __init__(self, client: aioredis.Redis, prefix: str, ttl_seconds: float) -> None:
-        self._r = RedisBatcher(client)
+        self._r = batcher_for(client)
         self._prefix = prefix
         self._ttl_ms = int(ttl_seconds * 1000)
         self._acquire_sha = sha1(_ACQUIRE.encode()).hexdigest()

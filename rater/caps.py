@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 
 from rater.admission import REDIS_DOWN, FailOpen, SlotStore
 from services.inventory import Customer
-from services.redisbatch import RedisBatcher
+from services.redisbatch import batcher_for
 
 # The key of the second is built in the script from the server's clock: all edges agree.
 _TICK = """
@@ -47,7 +47,7 @@ class RateCounter(Protocol):
 
 class RedisRate:
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
-        self._r = RedisBatcher(client)
+        self._r = batcher_for(client)
         self._prefix = prefix
         self._sha = sha1(_TICK.encode()).hexdigest()
 

@@ -34,7 +34,7 @@ import redis.asyncio as aioredis
 from rater.decision import Decision
 from services import metrics
 from services.inventory import Inventory
-from services.redisbatch import RedisBatcher
+from services.redisbatch import batcher_for
 
 UNIT = Decimal("0.00001")
 _SCALE = 100_000
@@ -82,7 +82,7 @@ def biggest(totals: Iterable[tuple[str, int]], n: int) -> list[tuple[str, int]]:
 
 class _RedisCounters:
     def __init__(self, client: aioredis.Redis) -> None:
-        self._r = RedisBatcher(client)
+        self._r = batcher_for(client)
 
     async def get(self, key: str) -> int:
         value = await self._r.execute("GET", key)
@@ -103,8 +103,9 @@ class _RedisCounters:
 
     async def spend_totals(self, keys: list[str]) -> list[tuple[str, int]]:
         got = await self._r.execute("ZUNION", len(keys), *keys, "WITHSCORES")
-        # redis-py pairs the reply up: [[member, score], …].
-        return [(_text(member), round(float(score))) for member, score in got]
+        # The server's own reply: [member, score] pairs under RESP3, flat under RESP2.
+        pairs = got if got and isinstance(got[0], list) else zip(got[::2], got[1::2], strict=True)
+        return [(_text(member), round(float(score))) for member, score in pairs]
 
 
 def _text(v: bytes | str) -> str:

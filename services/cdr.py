@@ -26,7 +26,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from services import cdr_partitions, logs, metrics
 from services.cdr_spool import CdrSpool, read_lines
-from services.redisbatch import RedisBatcher
+from services.redisbatch import batcher_for
 
 log = logs.get("cdr")
 GROUP = "cdr-writers"
@@ -99,7 +99,7 @@ class CdrPublisher:
         self, client: aioredis.Redis, stream: str, spool: CdrSpool | None = None,
         max_per_entry: int = MAX_PER_ENTRY,
     ) -> None:  # fmt: skip
-        self._r = RedisBatcher(client)
+        self._r = batcher_for(client)
         self._client = client
         self.stream = stream
         self.spool = spool

@@ -11,7 +11,7 @@ import asyncio
 import pytest
 from redis.exceptions import ResponseError
 
-from services.redisbatch import RedisBatcher
+from services.redisbatch import RedisBatcher, batcher_for
 
 
 async def test_one_turn_is_one_pipeline_in_order_with_each_reply_its_own(redis_client, redis_prefix) -> None:
@@ -64,3 +64,29 @@ async def test_a_dead_connection_fails_every_caller_of_the_batch(redis_prefix) -
         with pytest.raises(Exception):  # noqa: B017 (redis-py's ConnectionError)
             await f
     await client.aclose()
+
+
+async def test_a_script_redis_lost_is_loaded_again_and_the_batch_goes_on(redis_client, redis_prefix) -> None:
+    # NOSCRIPT is read off the wire like any reply: the next command's reply is its own.
+    b = RedisBatcher(redis_client)
+    script = "return tonumber(ARGV[1]) + 1"
+    sha = "0" * 40  # never loaded: EVALSHA answers NOSCRIPT, eval falls back to EVAL
+    after = b.execute("SET", redis_prefix + "after-noscript", "v")
+    assert await b.eval(script, sha, [], [41]) == 42
+    assert await after == b"OK"
+
+
+async def test_stores_that_share_a_client_share_its_batches(redis_client, redis_prefix) -> None:
+    assert batcher_for(redis_client) is batcher_for(redis_client)
+    b = batcher_for(redis_client)
+    a, c = b.execute("SET", redis_prefix + "shared", "1"), b.execute("GET", redis_prefix + "shared")
+    assert (await a, await c) == (b"OK", b"1")
+
+
+async def test_after_redis_drops_the_connection_the_next_batch_reconnects(redis_client, redis_prefix) -> None:
+    b = RedisBatcher(redis_client)
+    own_id = await b.execute("CLIENT", "ID")
+    assert await redis_client.execute_command("CLIENT", "KILL", "ID", own_id) == 1
+    with pytest.raises(Exception):  # noqa: B017 (the killed connection: redis-py's ConnectionError)
+        await b.execute("PING")
+    assert await b.execute("PING") == b"PONG"
