@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import signal
 import sys
 import time
@@ -85,15 +86,20 @@ def _dump_tasks() -> None:
 _gc_started: dict[int, float] = {}
 
 
+# EDGE_DIAG_GC_MS=0 logs every collection (for pause statistics per generation:
+# grep "EDGE_DIAG.*gc generation" in the run's edge.log).
+_GC_LOG_MS = float(os.environ.get("EDGE_DIAG_GC_MS", "20"))
+
+
 def _gc_timer(phase: str, info: dict) -> None:
-    """Log every garbage collection that stops the process for 20 ms or more."""
+    """Log every garbage collection that stops the process for EDGE_DIAG_GC_MS (20) or more."""
     gen = info.get("generation", -1)
     if phase == "start":
         _gc_started[gen] = time.perf_counter()
     elif gen in _gc_started:
         ms = (time.perf_counter() - _gc_started.pop(gen)) * 1000
-        if ms >= 20:
-            _say(f"gc generation {gen}: {ms:.0f} ms, collected {info.get('collected')}, "
+        if ms >= _GC_LOG_MS:
+            _say(f"gc generation {gen}: {ms:.2f} ms, collected {info.get('collected')}, "
                  f"objects tracked {len(gc.get_objects(generation=2)) if gen == 2 else '-'}")  # fmt: skip
 
 

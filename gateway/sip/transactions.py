@@ -318,6 +318,9 @@ SERVER_NON_INVITE: Final = Machine("server non-INVITE", S.TRYING, (), _SERVER_NO
 MACHINES: Final = (CLIENT_INVITE, CLIENT_NON_INVITE, SERVER_INVITE, SERVER_NON_INVITE)
 
 _TIMERS: Final = frozenset("ABDEFGHIJKLM") | {"CANCEL"}
+# States past the final response: the request is not read again (the ACK for a non-2xx is
+# kept as bytes, a CANCEL is matched by the kept Request-URI).
+_SETTLED: Final = frozenset({S.COMPLETED, S.CONFIRMED, S.ACCEPTED})
 _VERBS_WITH_TIMER: Final = frozenset({"start", "backoff", "steady", "stop"})
 _PLAIN_VERBS: Final = frozenset(
     {
@@ -459,7 +462,11 @@ class _Transaction:
     kind: str  # "client" | "server"
     machine: Machine
     state: State
-    request: Request
+    # Dropped once the transaction has its final response (`_SETTLED`): from then on it
+    # lives 5-32 s more on bytes alone, and a parsed message is a dozen objects that every
+    # young garbage collection would walk (docs/BENCHMARKS.md, "GC pauses").
+    request: Request | None
+    uri: object  # server INVITE: the Request-URI a CANCEL must match (§9.1)
     # Client: the next hop. Server: the request's source (for reliable transports the
     # connection to answer on).
     addr: tuple[str, int]
@@ -680,7 +687,7 @@ class TransactionManager:
         branch = via.branch
         if branch and branch.startswith(MAGIC_COOKIE):
             txid = self._server.get(("3261", branch, *_sent_by(via), "INVITE"))
-            if txid is not None and self._txs[txid].request.uri != cancel.uri:
+            if txid is not None and self._txs[txid].uri != cancel.uri:
                 return None
             return txid
         # The 2543 key contains the Request-URI already.
@@ -717,6 +724,7 @@ class TransactionManager:
             machine=machine,
             state=machine.initial,
             request=request,
+            uri=request.uri,
             addr=addr,
             transport=transport,
             reliable=transport.upper() not in _UNRELIABLE,
@@ -747,6 +755,8 @@ class TransactionManager:
                 new_state, actions = row
                 t.state = new_state
                 self._run(t, actions, now, payload, out, queue)
+                if new_state in _SETTLED:
+                    t.request = None
                 if new_state is S.TERMINATED:
                     self._remove(t)
                     out.append(TransactionTerminated(t.id))
@@ -773,6 +783,7 @@ class TransactionManager:
                 out.append(ResponseReceived(t.id, payload))
             elif action == "send ACK":
                 assert isinstance(payload, Response)
+                assert t.request is not None  # a client INVITE settles only after this
                 t.ack = _build_ack(t.request, payload).to_bytes()
                 out.append(Transmit(t.ack, t.addr, t.transport))
             elif action == "resend ACK":
