@@ -12,6 +12,7 @@ writing or the latency tail has periodic spikes.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import gc
 import os
 import signal
@@ -22,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gateway.edge import Edge
 from services import cdr
 from services.cli import app
 
@@ -91,20 +93,67 @@ _gc_started: dict[int, float] = {}
 _GC_LOG_MS = float(os.environ.get("EDGE_DIAG_GC_MS", "20"))
 
 
+# EDGE_DIAG_GC_YOUNG=1: with each logged young collection, how many objects the young
+# generations held when it started and the biggest container among them (what it walked).
+_GC_YOUNG = os.environ.get("EDGE_DIAG_GC_YOUNG") == "1"
+_young_seen: dict[int, str] = {}
+
+
+def _young_census(gen: int) -> str:
+    if gen >= 2:
+        return ""
+    objs = [o for g in range(gen + 1) for o in gc.get_objects(generation=g)]
+    big, size = None, 0
+    for o in objs:
+        try:
+            n = len(o)
+        except Exception:  # noqa: BLE001 (anything without a length)
+            continue
+        if n > size:
+            big, size = o, n
+    return f", young objects {len(objs)}, biggest {type(big).__name__} of {size}"
+
+
 def _gc_timer(phase: str, info: dict) -> None:
     """Log every garbage collection that stops the process for EDGE_DIAG_GC_MS (20) or more."""
     gen = info.get("generation", -1)
     if phase == "start":
+        if _GC_YOUNG:
+            _young_seen[gen] = _young_census(gen)
         _gc_started[gen] = time.perf_counter()
     elif gen in _gc_started:
         ms = (time.perf_counter() - _gc_started.pop(gen)) * 1000
         if ms >= _GC_LOG_MS:
             _say(f"gc generation {gen}: {ms:.2f} ms, collected {info.get('collected')}, "
-                 f"objects tracked {len(gc.get_objects(generation=2)) if gen == 2 else '-'}")  # fmt: skip
+                 f"objects tracked {len(gc.get_objects(generation=2)) if gen == 2 else '-'}"
+                 f"{_young_seen.pop(gen, '')}")  # fmt: skip
+
+
+# EDGE_DIAG_BLOCK_MS=N: when one event-loop turn of a SIP worker runs longer than N ms,
+# faulthandler prints every thread's stack at that moment (to the edge log): where a
+# latency spike's time goes, without a profiler's overhead on every other turn.
+_BLOCK_MS = float(os.environ.get("EDGE_DIAG_BLOCK_MS", "0"))
+_orig_start = Edge.start
+
+
+async def _start(self: Edge, *args, **kwargs):
+    got = await _orig_start(self, *args, **kwargs)
+    if _BLOCK_MS > 0:
+        loop = asyncio.get_running_loop()
+        period = min(_BLOCK_MS / 4000, 0.005)
+
+        def rearm() -> None:
+            faulthandler.dump_traceback_later(_BLOCK_MS / 1000 + period, exit=False)
+            loop.call_later(period, rearm)
+
+        _say(f"watchdog: stacks of loop turns over {_BLOCK_MS:.0f} ms go to stderr")
+        rearm()
+    return got
 
 
 gc.callbacks.append(_gc_timer)
 cdr.CdrWriter.run = _run  # type: ignore[method-assign]
+Edge.start = _start  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     sys.exit(app())

@@ -66,7 +66,9 @@ class Settings(BaseSettings):
         "PBXs that take the first challenge and know only MD5",
     )
     gc_tuning: bool = Field(
-        default=True, description="freeze start-up objects and make full GC pauses rare"
+        default=True,
+        description="freeze start-up objects, make full GC pauses rare and run young "
+        "collections every 50 ms (services/gctune.py)",
     )
     log_level: str = "info"
     log_json: bool = True

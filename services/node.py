@@ -199,6 +199,8 @@ class Node:
             if self._tasks[-1].done():
                 self._tasks[-1].result()
         gctune.install(tune=s.gc_tuning)
+        if s.gc_tuning:
+            self._tasks.append(asyncio.create_task(gctune.run_young_collections()))
         log.info("node_started", roles=sorted(self.roles), http=s.http_listen, sip=s.sip_listen)
 
     def _overload(self) -> Overload | None:

@@ -852,7 +852,7 @@ class TransactionManager:
             queue.append("Timer " + name)
             return
         t.armed.add(name)
-        self._timers.schedule((t.id, name), now + duration)
+        self._timers.schedule((t.id, name), now + duration, lane=duration)
 
     def _remove(self, t: _Transaction) -> None:
         index = self._client if t.kind == "client" else self._server
