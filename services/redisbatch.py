@@ -41,7 +41,7 @@ def batcher_for(client: aioredis.Redis) -> RedisBatcher:
 
 
 class RedisBatcher:
-    def __init__(self, client: aioredis.Redis, max_batch: int = 1000, wake_at_once: int = 32) -> None:
+    def __init__(self, client: aioredis.Redis, max_batch: int = 1000, wake_at_once: int = 8) -> None:
         self.client = client
         self.max_batch = max_batch
         self.wake_at_once = wake_at_once
