@@ -107,7 +107,7 @@ def _young_census(gen: int) -> str:
     for o in objs:
         try:
             n = len(o)
-        except Exception:  # noqa: BLE001 (anything without a length)
+        except Exception:  # anything without a length, or one that fails to give it
             continue
         if n > size:
             big, size = o, n
