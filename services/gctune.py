@@ -13,8 +13,9 @@ Generation 1 walks every object that survived the young collections since its la
 at 1,000 calls/s on two workers that was 7.5 ms on average (12 ms at most) every 1.5 s
 with a threshold of 10 — the periodic tail of INVITE->100. Collected every third young
 collection (threshold 2) it walks a fifth as much each time: 1.6-2.1 ms on average, at
-most 3.8-5.1 ms, for the same total work. A full collection waits for 5,000 of those
-(about every half hour at that rate; figures in docs/BENCHMARKS.md, "GC pauses").
+most 3.8-5.1 ms, for the same total work (figures in docs/BENCHMARKS.md, "GC pauses").
+A full collection waits for 12,000 of those: with the clock below running a young
+collection every 50 ms (gen 1 every third), about every 30 minutes, loaded or idle.
 
 CPython starts a young collection when allocations minus deallocations pass the first
 threshold. Once calls end as fast as they start — 32 s into a steady load, when the first
@@ -45,7 +46,7 @@ def _callback(phase: str, info: dict) -> None:
         _children[info["generation"]].observe(time.perf_counter() - _started[0])
 
 
-def install(tune: bool = True, gen0: int = 2_000, gen1: int = 2, gen2: int = 5_000) -> None:
+def install(tune: bool = True, gen0: int = 2_000, gen1: int = 2, gen2: int = 12_000) -> None:
     """Measure pauses; unless told not to, freeze start-up objects and make full
     collections rare (see the module docstring for the figures)."""
     if _callback not in gc.callbacks:
